@@ -1,0 +1,3 @@
+from ftpd.cli import ftpd_main
+
+raise SystemExit(ftpd_main())

@@ -1,0 +1,110 @@
+"""Command lines of `ftpd`; the only place exceptions become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ftpd import __version__, config as config_mod
+from ftpd.config import EX_CONFIG, ConfigError
+from ftpd.listeners import BindError
+
+EX_OK = 0
+EX_USAGE = 64
+EX_UNAVAILABLE = 69
+EX_OSERR = 71
+
+COMMANDS = ("serve", "check")
+
+
+def _server_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument("--listen", metavar="ADDR", default=default,
+                        help="override [server] listen (host:port[,host:port...])")
+    parser.add_argument("--root", metavar="DIR", default=default,
+                        help="override [server] root (the library directory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftpd", description="ftpd: a fork-per-client LAN file server (FTPD/1).",
+        epilog="Settings (see etc/ftpd.conf):\n" + settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", metavar="PATH",
+                        help="config file (else $FTPD_CONFIG, else /etc/ftpd/ftpd.conf "
+                             "if it exists, else built-in defaults)")
+    parser.add_argument("--version", action="version", version=f"ftpd {__version__}")
+    _server_options(parser, None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the server in the foreground (default)")
+    _server_options(serve, argparse.SUPPRESS)
+    commands.add_parser("check", help="validate the config and exit (0, or 78)")
+    return parser
+
+
+def settings_help() -> str:
+    return "\n".join(f"  [{s.section}] {s.key} = {s.default}\n      {s.help}"
+                     for s in config_mod.SETTINGS)
+
+
+def overrides_from(args: argparse.Namespace) -> Dict[Tuple[str, str], str]:
+    found = {}
+    if getattr(args, "listen", None):
+        found[("server", "listen")] = args.listen
+    if getattr(args, "root", None):
+        found[("server", "root")] = args.root
+    return found
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    # Under systemd (JOURNAL_STREAM set) journald stamps each line itself.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(stamp + "ftpd[%(process)d] %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config, overrides_from(args))
+    print(f"{cfg.source}: ok")
+    return EX_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ftpd.server import Server
+    import setproctitle
+
+    overrides = overrides_from(args)
+    cfg = config_mod.load(args.config, overrides)
+    setup_logging()
+    server = Server(cfg, reload_config=lambda: config_mod.load(args.config, overrides),
+                    title=setproctitle.setproctitle)
+    return server.serve_forever()
+
+
+HANDLERS: Dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "check": cmd_check,
+}
+
+
+def ftpd_main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        return HANDLERS[command](args)
+    except ConfigError as exc:
+        print(f"ftpd: config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except BindError as exc:
+        print(f"ftpd: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except OSError as exc:
+        print(f"ftpd: {exc}", file=sys.stderr)
+        return EX_OSERR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,250 @@
+"""Settings: one table (section, key, type, default, help) -> a frozen Config.
+
+etc/ftpd.conf, `ftpd --help` and the README's reference all agree with
+SETTINGS; tests hold them to it. Every error names file, section and key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from ftpd.protocol import DEFAULT_PORT
+
+SYSTEM_CONFIG = "/etc/ftpd/ftpd.conf"
+EX_CONFIG = 78
+
+
+class ConfigError(Exception):
+    def __init__(self, problem: str, source: str = "<built-in>",
+                 section: Optional[str] = None, key: Optional[str] = None):
+        where = source
+        if section is not None:
+            where += f": [{section}]"
+        if key is not None:
+            where += f" {key}"
+        super().__init__(f"{where}: {problem}")
+        self.source, self.section, self.key, self.problem = source, section, key, problem
+
+
+# --- value parsers: str -> value, raising ValueError with a plain reason ---
+
+_SIZE = re.compile(r"\A\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a size (a number with optional K, M, G or T)")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def parse_bool(text: str) -> bool:
+    value = configparser.ConfigParser.BOOLEAN_STATES.get(text.strip().lower())
+    if value is None:
+        raise ValueError(f"{text!r} is not yes or no")
+    return value
+
+
+def parse_address(text: str) -> Tuple[str, int]:
+    text = text.strip()
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.%\w]+)\]:(\d+)|([^:\[\]\s]+):(\d+)", text)
+    if not match:
+        raise ValueError(f"{text!r} is not host:port (IPv6 as [::1]:8021)")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    return host, port
+
+
+def parse_listen(text: str) -> Tuple[Tuple[str, int], ...]:
+    addresses = tuple(parse_address(part) for part in text.split(",") if part.strip())
+    if not addresses:
+        raise ValueError("at least one host:port is needed")
+    return addresses
+
+
+def format_listen(addresses: Tuple[Tuple[str, int], ...]) -> str:
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses)
+
+
+def integer(minimum: int, maximum: int = 2 ** 31) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"{value} is out of range {minimum}-{maximum}")
+        return value
+    return parse
+
+
+def seconds(minimum: float = 0.0) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number of seconds") from None
+        if not value >= minimum or value != value or value == float("inf"):
+            raise ValueError(f"{text.strip()} must be a finite number >= {minimum:g}")
+        return value
+    return parse
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return value
+    return parse
+
+
+def directory_path(text: str) -> str:
+    path = text.strip()
+    if not path:
+        raise ValueError("a directory path is needed")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{path!r} exists and is not a directory")
+    return os.path.abspath(path)
+
+
+# --- the table -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    default: str           # as written in the file, parsed like any other value
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: Tuple[Setting, ...] = (
+    Setting("server", "listen", f"127.0.0.1:{DEFAULT_PORT}", parse_listen,
+            "Addresses to listen on, comma-separated host:port; IPv6 as [::1]:8021."),
+    Setting("server", "root", "./library", directory_path,
+            "The file library: one flat directory, created if missing."),
+    Setting("server", "max_clients", "200", integer(1, 100000),
+            "Sessions served at once; more are refused with ERR 421 before any fork."),
+    Setting("server", "max_clients_per_ip", "50", integer(1, 100000),
+            "Sessions served at once for one client address."),
+    Setting("server", "idle_timeout", "300", seconds(0.01),
+            "Seconds a whole request line may take to arrive (ERR 408, then close)."),
+    Setting("server", "data_timeout", "60", seconds(0.01),
+            "Seconds a transfer may stall without progress before it is dropped."),
+    Setting("server", "backlog", "1024", integer(1, 65535),
+            "Listen backlog: how many connects may queue during a burst."),
+    Setting("server", "shutdown_timeout", "30", seconds(0),
+            "On SIGTERM, seconds transfers may run on before sessions are killed."),
+    Setting("files", "max_file_size", "0", parse_size,
+            "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
+    Setting("files", "min_free_space", "64M", parse_size,
+            "Free space an upload must leave on the library's file system."),
+    Setting("files", "overwrite", "yes", parse_bool,
+            "Whether an upload may replace an existing file (no: ERR 403)."),
+    Setting("files", "fsync", "yes", parse_bool,
+            "Make each upload durable (fsync file and directory) before replying."),
+    Setting("access", "anonymous", "write", choice("none", "read", "write"),
+            "What a client that has not logged in may do: none, read or write."),
+)
+
+SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
+
+
+def _section_class(section: str) -> type:
+    fields = [(s.key, Any) for s in SETTINGS if s.section == section]
+    return dataclasses.make_dataclass(section.capitalize() + "Settings", fields, frozen=True)
+
+
+_SECTION_CLASSES = {section: _section_class(section) for section in SECTIONS}
+Config = dataclasses.make_dataclass(
+    "Config", [(section, Any) for section in SECTIONS] + [("source", str)], frozen=True)
+
+
+# --- loading ---------------------------------------------------------------
+
+def locate(explicit: Optional[str], environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    """-c PATH, else $FTPD_CONFIG, else /etc/ftpd/ftpd.conf if it exists."""
+    if explicit:
+        return explicit
+    if environ.get("FTPD_CONFIG"):
+        return environ["FTPD_CONFIG"]
+    return SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None
+
+
+def read_file(path: str) -> Dict[Tuple[str, str], str]:
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path) from exc
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(" ".join(str(exc).split()), path) from exc
+    known = {(s.section, s.key) for s in SETTINGS}
+    values = {}
+    for section in parser.sections():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section (known: {', '.join(SECTIONS)})", path, section)
+        for key, value in parser.items(section):
+            if (section, key) not in known:
+                raise ConfigError("unknown key", path, section, key)
+            values[(section, key)] = value
+    return values
+
+
+def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
+          overrides: Mapping[Tuple[str, str], str] = ()) -> Any:
+    """Parse every setting (file value, else default) into a frozen Config."""
+    overrides = dict(overrides)
+    sections: Dict[str, Dict[str, Any]] = {section: {} for section in SECTIONS}
+    for setting in SETTINGS:
+        ident = (setting.section, setting.key)
+        origin = "command line" if ident in overrides else source
+        raw = overrides.get(ident, values.get(ident, setting.default))
+        try:
+            sections[setting.section][setting.key] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(str(exc), origin, setting.section, setting.key) from exc
+    parts = {name: _SECTION_CLASSES[name](**fields) for name, fields in sections.items()}
+    return Config(source=source, **parts)
+
+
+def load(path: Optional[str] = None, overrides: Mapping[Tuple[str, str], str] = (),
+         environ: Mapping[str, str] = os.environ) -> Any:
+    located = locate(path, environ)
+    if located is None:
+        return build({}, overrides=overrides)
+    return build(read_file(located), located, overrides)
+
+
+def reference_markdown() -> str:
+    """The config reference table, as the README carries it."""
+    lines = ["| section | key | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        lines.append(f"| `[{s.section}]` | `{s.key}` | `{s.default}` | {s.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def reference_conf() -> str:
+    """Every setting, commented out at its default, grouped by section."""
+    out = []
+    for section in SECTIONS:
+        out.append(f"[{section}]")
+        for s in (s for s in SETTINGS if s.section == section):
+            out.append(f"# {s.help}")
+            out.append(f"#{s.key} = {s.default}")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -1,0 +1,222 @@
+"""FTPD/1 wire codec: request parsing, reply formatting, names on the wire.
+
+Pure functions over bytes and str; it knows nothing of sockets or files, so
+the server and the client share it and it can be property-tested alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+PROTOCOL = "FTPD/1"
+MAX_LINE = 4096            # bytes, including the LF
+MAX_NAME_BYTES = 255
+DEFAULT_PORT = 8021
+
+BAD_REQUEST = 400
+AUTH_REQUIRED = 401
+FORBIDDEN = 403
+NOT_FOUND = 404
+TIMEOUT = 408
+TOO_LARGE = 413
+BAD_OFFSET = 416
+UNAVAILABLE = 421
+DIGEST_MISMATCH = 422
+INTERNAL = 500
+NO_SPACE = 507
+
+CODES = {
+    BAD_REQUEST: "bad request",
+    AUTH_REQUIRED: "authentication required",
+    FORBIDDEN: "forbidden",
+    NOT_FOUND: "no such file",
+    TIMEOUT: "idle timeout",
+    TOO_LARGE: "file too large",
+    BAD_OFFSET: "offset beyond end of file",
+    UNAVAILABLE: "service unavailable",
+    DIGEST_MISMATCH: "digest mismatch",
+    INTERNAL: "internal server error",
+    NO_SPACE: "not enough free space",
+}
+
+# Codes after which the server closes the connection (protocol.md §2).
+CLOSING_CODES = frozenset({TIMEOUT, UNAVAILABLE})
+
+_HEX64 = re.compile(rb"\A[0-9A-Fa-f]{64}\Z")
+_DECIMAL = re.compile(rb"\A[0-9]{1,19}\Z")
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_MAX_NUMBER = 2 ** 63 - 1
+
+
+class ProtocolError(Exception):
+    """A request or reply that breaks FTPD/1; carries the reply code."""
+
+    def __init__(self, code: int, text: str):
+        super().__init__(f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Request:
+    verb: str
+    args: Tuple[bytes, ...]
+
+
+# --- names -----------------------------------------------------------------
+
+def _must_escape(byte: int) -> bool:
+    return byte <= 0x20 or byte == 0x7F or byte == 0x25  # controls, space, %
+
+
+def encode_name(name: str) -> str:
+    """Percent-encode a name for the wire; non-ASCII UTF-8 stays readable."""
+    out = bytearray()
+    for byte in name.encode("utf-8", "surrogateescape"):
+        if _must_escape(byte):
+            out += b"%%%02X" % byte
+        else:
+            out.append(byte)
+    return out.decode("utf-8", "surrogateescape")
+
+
+def percent_decode(field: bytes) -> bytes:
+    """Decode %XX escapes; a lone or malformed '%' is an error."""
+    decoded = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), field)
+    if b"%" in _PERCENT.sub(b"", field):
+        raise ProtocolError(BAD_REQUEST, "invalid name")
+    return decoded
+
+
+def name_problem(name: str) -> Optional[str]:
+    """Why `name` is not a valid library name, or None when it is."""
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid UTF-8"
+    if not 1 <= len(raw) <= MAX_NAME_BYTES:
+        return "must be 1 to 255 bytes"
+    if name.startswith("."):
+        return "must not begin with '.'"
+    if "/" in name:
+        return "must not contain '/'"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return "must not contain control characters"
+    return None
+
+
+def is_valid_name(name: str) -> bool:
+    return name_problem(name) is None
+
+
+def validate_name(name: str) -> str:
+    if name_problem(name) is not None:
+        raise ProtocolError(BAD_REQUEST, "invalid name")
+    return name
+
+
+def decode_name(field: bytes) -> str:
+    """Wire field -> validated name (the only way a name enters the server)."""
+    try:
+        name = percent_decode(field).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(BAD_REQUEST, "invalid name") from exc
+    return validate_name(name)
+
+
+def decode_text(field: bytes) -> str:
+    """Percent-decode a free field (user, password): any UTF-8 is allowed."""
+    try:
+        return percent_decode(field).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(BAD_REQUEST, "invalid field") from exc
+
+
+def encode_text(text: str) -> str:
+    return encode_name(text)
+
+
+# --- numbers and digests -----------------------------------------------------
+
+def parse_number(field: bytes) -> int:
+    if not _DECIMAL.match(field) or int(field) > _MAX_NUMBER:
+        raise ProtocolError(BAD_REQUEST, "bad number")
+    return int(field)
+
+
+def parse_digest(field: bytes) -> str:
+    if not _HEX64.match(field):
+        raise ProtocolError(BAD_REQUEST, "bad sha256 digest")
+    return field.decode("ascii").lower()
+
+
+# --- requests ----------------------------------------------------------------
+
+def strip_eol(line: bytes) -> bytes:
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    return line
+
+
+def parse_request(line: bytes) -> Request:
+    """Split one request line (with or without its LF) into verb and fields."""
+    body = strip_eol(line)
+    if not body:
+        raise ProtocolError(BAD_REQUEST, "empty request")
+    fields = body.split(b" ")
+    if any(not field for field in fields):
+        raise ProtocolError(BAD_REQUEST, "fields must be separated by one space")
+    verb = fields[0]
+    if len(verb) != 1 or not verb.isalpha():
+        raise ProtocolError(BAD_REQUEST, "unknown command")
+    return Request(verb.decode("ascii").upper(), tuple(fields[1:]))
+
+
+def format_request(verb: str, *fields: str) -> bytes:
+    line = " ".join((verb,) + tuple(str(f) for f in fields)) + "\n"
+    data = line.encode("utf-8", "surrogateescape")
+    if len(data) > MAX_LINE:
+        raise ProtocolError(BAD_REQUEST, "line too long")
+    return data
+
+
+# --- replies -----------------------------------------------------------------
+
+def ok(*fields: object) -> bytes:
+    return (" ".join(("OK",) + tuple(str(f) for f in fields)) + "\n").encode("utf-8")
+
+
+def err(code: int, text: str) -> bytes:
+    text = " ".join(text.split()) or CODES.get(code, "error")
+    return f"ERR {code} {text}\n".encode("utf-8", "replace")
+
+
+def parse_reply(line: bytes) -> List[str]:
+    """Return the fields after OK, or raise ProtocolError for an ERR line."""
+    text = strip_eol(line).decode("utf-8", "replace")
+    if text == "OK" or text.startswith("OK "):
+        return text.split(" ")[1:]
+    if text.startswith("ERR "):
+        parts = text.split(" ", 2)
+        if len(parts) >= 2 and len(parts[1]) == 3 and parts[1].isdigit():
+            return _raise_err(int(parts[1]), parts[2] if len(parts) > 2 else "")
+    raise ProtocolError(INTERNAL, f"malformed reply: {text[:80]!r}")
+
+
+def _raise_err(code: int, text: str) -> List[str]:
+    raise ProtocolError(code, text or CODES.get(code, "error"))
+
+
+def format_entry(size: int, mtime: int, name: str) -> bytes:
+    return f"{size} {mtime} {encode_name(name)}\n".encode("utf-8", "surrogateescape")
+
+
+def parse_entry(line: bytes) -> Tuple[int, int, str]:
+    fields = strip_eol(line).split(b" ")
+    if len(fields) != 3:
+        raise ProtocolError(INTERNAL, "malformed listing line")
+    return parse_number(fields[0]), parse_number(fields[1]), decode_name(fields[2])

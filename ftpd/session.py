@@ -1,0 +1,247 @@
+"""One client's session: read requests in order, dispatch, reply.
+
+Knows nothing of forking or signals: whoever starts it hands it a socket,
+the settings, the library and a `stop` object (fileno() + is_set()) that
+tells it the server is draining.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from ftpd import __version__, protocol
+from ftpd.library import Library, LibraryError
+from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, TIMEOUT,
+                           UNAVAILABLE, ProtocolError)
+from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTimeout
+
+log = logging.getLogger("ftpd.session")
+
+ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
+Authenticator = Callable[[str, str], Optional[str]]   # -> access level or None
+
+
+class CloseSession(Exception):
+    """Reply (if any) has been sent; the connection must close now."""
+
+
+@dataclass(frozen=True)
+class Command:
+    parse: Callable[[Sequence[bytes]], Tuple[Any, ...]]
+    run: Callable[..., None]
+    min_args: int
+    max_args: int
+    needs: Optional[str]          # access level the command requires
+
+
+def _no_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
+    return ()
+
+
+def _name_arg(args: Sequence[bytes]) -> Tuple[Any, ...]:
+    return (protocol.decode_name(args[0]),)
+
+
+def _get_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
+    offset = protocol.parse_number(args[1]) if len(args) > 1 else 0
+    return protocol.decode_name(args[0]), offset
+
+
+def _put_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
+    digest = protocol.parse_digest(args[2]) if len(args) > 2 else None
+    return protocol.decode_name(args[0]), protocol.parse_number(args[1]), digest
+
+
+def _auth_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
+    return protocol.decode_text(args[0]), protocol.decode_text(args[1])
+
+
+class Session:
+    def __init__(self, sock: socket.socket, peer: str, settings: Any, library: Library,
+                 stop: Any, authenticate: Optional[Authenticator] = None,
+                 report: Callable[[str], None] = lambda state: None):
+        self.sock = sock
+        self.peer = peer
+        self.settings = settings
+        self.library = library
+        self.stop = stop
+        self.authenticate = authenticate
+        self.report = report
+        self.stream = Stream(sock)
+        self.user: Optional[str] = None
+        self.access = settings.access.anonymous
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.commands: Dict[str, Command] = {
+            "L": Command(_no_args, self.do_list, 0, 0, "read"),
+            "G": Command(_get_args, self.do_get, 1, 2, "read"),
+            "P": Command(_put_args, self.do_put, 2, 3, "write"),
+            "H": Command(_name_arg, self.do_hash, 1, 1, "read"),
+            "A": Command(_auth_args, self.do_auth, 2, 2, None),
+            "Q": Command(_no_args, self.do_quit, 0, 0, None),
+        }
+
+    @property
+    def who(self) -> str:
+        return self.user or "anonymous"
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> None:
+        started = time.monotonic()
+        log.info("session start %s", self.peer)
+        try:
+            self.send(protocol.ok(protocol.PROTOCOL, f"ftpd {__version__} ready"))
+            while True:
+                self.serve_one()
+        except CloseSession:
+            pass
+        except (StreamClosed, StreamTimeout):
+            pass   # the client went away or stopped reading our replies
+        finally:
+            log.info("session end %s user=%s duration=%.3fs in=%d out=%d", self.peer,
+                     self.who, time.monotonic() - started, self.bytes_in, self.bytes_out)
+
+    def serve_one(self) -> None:
+        if self.stop.is_set():
+            self.close_with(UNAVAILABLE, "server shutting down")
+        self.report("idle")
+        try:
+            line = self.stream.read_line(self.settings.server.idle_timeout, self.stop.fileno())
+        except Interrupted:
+            return                       # loop back: stop.is_set() decides
+        except StreamTimeout:
+            self.close_with(TIMEOUT, "idle timeout")
+        except LineTooLong:
+            self.close_with(BAD_REQUEST, "line too long")
+        try:
+            self.dispatch(protocol.parse_request(line))
+        except (ProtocolError, LibraryError) as exc:
+            self.send(protocol.err(exc.code, exc.text))
+            if exc.code in protocol.CLOSING_CODES:
+                raise CloseSession() from exc
+
+    def dispatch(self, request: protocol.Request) -> None:
+        command = self.commands.get(request.verb)
+        if command is None:
+            raise ProtocolError(BAD_REQUEST, "unknown command")
+        if not command.min_args <= len(request.args) <= command.max_args:
+            raise ProtocolError(BAD_REQUEST, "wrong number of fields")
+        parsed = command.parse(request.args)
+        if command.needs is not None:
+            self.require(command.needs)
+        command.run(*parsed)
+
+    def require(self, level: str) -> None:
+        if ACCESS_LEVELS[self.access] >= ACCESS_LEVELS[level]:
+            return
+        if self.user is None:
+            raise ProtocolError(AUTH_REQUIRED, "login required")
+        raise ProtocolError(FORBIDDEN, f"account {self.user} may not {level}")
+
+    def send(self, data: bytes) -> None:
+        self.stream.send(data, self.settings.server.data_timeout)
+
+    def close_with(self, code: int, text: str) -> None:
+        try:
+            self.send(protocol.err(code, text))
+        finally:
+            raise CloseSession()
+
+    # -- commands --------------------------------------------------------------
+
+    def do_list(self) -> None:
+        entries = self.library.list()
+        lines = [protocol.ok(len(entries))]
+        lines += [protocol.format_entry(e.size, e.mtime, e.name) for e in entries]
+        self.send(b"".join(lines))
+
+    def do_hash(self, name: str) -> None:
+        self.report(f"H {name}")
+        size, digest = self.library.hash(name)
+        self.send(protocol.ok(size, digest))
+
+    def do_quit(self) -> None:
+        self.send(protocol.ok("bye"))
+        raise CloseSession()
+
+    def do_auth(self, user: str, password: str) -> None:
+        access = self.authenticate(user, password) if self.authenticate else None
+        if access is None:
+            log.warning("login failed for %s from %s", user, self.peer)
+            raise ProtocolError(AUTH_REQUIRED, "login failed")
+        self.user, self.access = user, access
+        log.info("login %s from %s", user, self.peer)
+        self.send(protocol.ok(protocol.encode_text(user)))
+
+    def do_get(self, name: str, offset: int) -> None:
+        fd, size = self.library.open_read(name)
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            if offset > size:
+                raise ProtocolError(BAD_OFFSET, f"offset beyond end of file ({size} bytes)")
+            count = size - offset
+            self.send(protocol.ok(count))
+            self.report(f"G {name}")
+            started, sent = time.monotonic(), 0
+            try:
+                sent = self.sock.sendfile(handle, offset, count) if count else 0
+            except (OSError, socket.timeout) as exc:
+                self.log_transfer("G", name, sent, started, None, f"failed: {exc}")
+                raise CloseSession() from exc
+            finally:
+                self.bytes_out += sent
+        if sent < count:   # the file shrank under us: the client must see a cut
+            self.log_transfer("G", name, sent, started, None, "failed: short file")
+            raise CloseSession()
+        self.log_transfer("G", name, sent, started, None, "ok")
+
+    def do_put(self, name: str, size: int, expected: Optional[str]) -> None:
+        self.library.check_upload(name, size)
+        upload = self.library.begin_upload(name)
+        started = time.monotonic()
+        try:
+            self.send(protocol.ok("ready"))
+            self.report(f"P {name}")
+            failure = self._receive_into(upload, size)
+            if failure is None:
+                digest = upload.commit(expected)
+                self.log_transfer("P", name, size, started, digest, "ok")
+                self.send(protocol.ok(size, digest))
+                return
+            raise failure
+        except LibraryError as exc:
+            self.log_transfer("P", name, upload.size, started, None, f"failed: {exc.text}")
+            raise
+        except StreamTimeout as exc:
+            self.log_transfer("P", name, upload.size, started, None, "failed: stalled")
+            self.close_with(TIMEOUT, "data timeout")
+        except StreamClosed as exc:
+            self.log_transfer("P", name, upload.size, started, None, f"failed: {exc}")
+            raise CloseSession() from exc
+        finally:
+            upload.abort()
+
+    def _receive_into(self, upload: Any, size: int) -> Optional[LibraryError]:
+        """Read all `size` bytes; after a write error keep draining, so the
+        session stays in step with the client, and return that error."""
+        failure = None
+        for chunk in self.stream.iter_exact(size, self.settings.server.data_timeout):
+            self.bytes_in += len(chunk)
+            if failure is None:
+                try:
+                    upload.write(chunk)
+                except LibraryError as exc:
+                    failure = exc
+                    upload.abort()
+        return failure
+
+    def log_transfer(self, verb: str, name: str, size: int, started: float,
+                     digest: Optional[str], result: str) -> None:
+        log.info("transfer %s %s %s %s bytes=%d seconds=%.3f sha256=%s result=%s",
+                 self.peer, self.who, verb, protocol.encode_name(name), size,
+                 time.monotonic() - started, digest or "-", result)

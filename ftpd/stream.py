@@ -1,0 +1,122 @@
+"""Buffered reading from a connected socket, shared by server and client.
+
+Requests may be pipelined, so bytes that arrive after a line belong to the
+next request (or to an upload's data) and must stay in one buffer.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from typing import Iterator, Optional
+
+from ftpd.protocol import MAX_LINE
+
+CHUNK = 1 << 20   # large reads keep Python overhead per byte low
+
+
+class StreamClosed(Exception):
+    """The peer closed the connection (or it broke) before we had enough."""
+
+
+class StreamTimeout(Exception):
+    """Nothing (or not enough) arrived in time."""
+
+
+class LineTooLong(Exception):
+    """A line exceeded MAX_LINE bytes including its LF."""
+
+
+class Interrupted(Exception):
+    """The stop fd became readable while we waited for a request."""
+
+
+class Stream:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = bytearray()
+        self._chunk = bytearray(CHUNK)
+
+    # -- lines --------------------------------------------------------------
+
+    def read_line(self, timeout: Optional[float], stop_fd: Optional[int] = None,
+                  max_len: int = MAX_LINE) -> bytes:
+        """Return one line with its LF; it must arrive whole within `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                if end + 1 > max_len:
+                    raise LineTooLong()
+                line = bytes(self.buffer[:end + 1])
+                del self.buffer[:end + 1]
+                return line
+            if len(self.buffer) >= max_len:
+                raise LineTooLong()
+            self._fill(deadline, stop_fd)
+
+    def _fill(self, deadline: Optional[float], stop_fd: Optional[int]) -> None:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise StreamTimeout()
+        if not self._wait_readable(remaining, stop_fd):
+            raise StreamTimeout()
+        self.sock.settimeout(remaining if remaining is None else max(remaining, 0.001))
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout as exc:
+            raise StreamTimeout() from exc
+        except OSError as exc:
+            raise StreamClosed(str(exc)) from exc
+        if not data:
+            raise StreamClosed("connection closed by peer")
+        self.buffer += data
+
+    def _wait_readable(self, timeout: Optional[float], stop_fd: Optional[int]) -> bool:
+        pending = getattr(self.sock, "pending", None)
+        if pending is not None and pending():
+            return True     # TLS already decrypted bytes the kernel cannot see
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN | select.POLLPRI)
+        if stop_fd is not None:
+            poller.register(stop_fd, select.POLLIN)
+        ms = None if timeout is None else max(int(timeout * 1000), 1)
+        events = dict(poller.poll(ms))
+        if stop_fd is not None and stop_fd in events:
+            raise Interrupted()
+        return bool(events)
+
+    # -- raw bytes ----------------------------------------------------------
+
+    def iter_exact(self, size: int, stall_timeout: Optional[float]) -> Iterator[memoryview]:
+        """Yield exactly `size` bytes in chunks; StreamTimeout on a stall."""
+        remaining = size
+        if self.buffer and remaining:
+            take = min(len(self.buffer), remaining)
+            head = bytes(self.buffer[:take])
+            del self.buffer[:take]
+            remaining -= take
+            yield memoryview(head)
+        self.sock.settimeout(stall_timeout)
+        view = memoryview(self._chunk)
+        while remaining:
+            try:
+                got = self.sock.recv_into(view, min(remaining, CHUNK))
+            except socket.timeout as exc:
+                raise StreamTimeout() from exc
+            except OSError as exc:
+                raise StreamClosed(str(exc)) from exc
+            if not got:
+                raise StreamClosed("connection closed during transfer")
+            remaining -= got
+            yield view[:got]
+
+    def send(self, data: bytes, timeout: Optional[float]) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(data)
+        except socket.timeout as exc:
+            raise StreamTimeout() from exc
+        except OSError as exc:
+            raise StreamClosed(str(exc)) from exc
