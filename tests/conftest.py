@@ -81,6 +81,7 @@ class Daemon:
     def start(self, timeout: float = 15.0) -> "Daemon":
         self.write_config()
         self.log_file = open(self.log_path, "ab")
+        offset = self.log_file.tell()      # a restart must not read the old lines
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ftpd", "-c", str(self.config_path)] + self.args,
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=self.log_file,
@@ -90,8 +91,9 @@ class Daemon:
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError(f"ftpd exited {self.proc.returncode}:\n{self.log()}")
-            found = LISTENING.findall(self.log())
-            return found if len(found) >= wanted and "ftpd serving" in self.log() else None
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            found = LISTENING.findall(text)
+            return found if len(found) >= wanted and "ftpd serving" in text else None
 
         self.addresses = wait_until(ready, timeout, what="ftpd to listen")
         return self
