@@ -3,7 +3,7 @@
 import os
 import signal
 
-from ftpd.spawn import Child, ForkSpawner, ProcessOps, StopFlag
+from ftpd.spawn import ForkSpawner, ProcessOps, StopFlag
 
 
 class FakeOps(ProcessOps):
