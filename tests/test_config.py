@@ -148,3 +148,39 @@ def test_help_and_readme_agree_with_the_table():
     assert config.reference_markdown() in readme
     for setting in config.SETTINGS:
         assert f"[{setting.section}] {setting.key} = {setting.default}" in helptext
+
+
+def test_command_line_listen_and_root_override_the_file(tmp_path):
+    import signal as sig
+    import time
+    from tests.conftest import wait_until
+    path = write_config(tmp_path / "f.conf", {"server": {"listen": "127.0.0.1:1",
+                                                         "root": tmp_path / "ignored"}})
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(path), "serve",
+                                 "--listen", "127.0.0.1:0", "--root", str(tmp_path / "lib")],
+                                stdout=out, stderr=out, env=project_env(), cwd=tmp_path)
+    try:
+        wait_until(lambda: "ftpd serving" in log.read_text(), what="the server")
+        text = log.read_text()
+        assert f"serving {tmp_path / 'lib'} on 127.0.0.1:" in text
+        assert (tmp_path / "lib").is_dir() and not (tmp_path / "ignored").exists()
+    finally:
+        proc.send_signal(sig.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+def test_no_subcommand_means_serve_with_built_in_defaults(tmp_path):
+    import signal as sig
+    from tests.conftest import wait_until
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ftpd", "--listen", "127.0.0.1:0"],
+                                stdout=out, stderr=out, env=project_env(), cwd=tmp_path)
+    try:
+        wait_until(lambda: "ftpd serving" in log.read_text(), what="the server")
+        assert (tmp_path / "library").is_dir()     # the built-in ./library
+    finally:
+        proc.send_signal(sig.SIGTERM)
+        assert proc.wait(20) == 0

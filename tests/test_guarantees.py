@@ -74,12 +74,13 @@ def test_server_killed_mid_upload_cleans_up_on_next_start(make_daemon, tmp_path)
     sock = start_upload(daemon, "doc", 1_000_000)
     sock.sendall(b"x" * 1000)
     wait_until(lambda: temps(daemon.root), what="the temp file")
-    for child in daemon.children():
-        child.kill()
-    daemon.proc.kill()
+    sessions = daemon.children()
+    daemon.proc.kill()              # the parent first, so it cannot tidy up
     daemon.proc.wait(10)
+    for child in sessions:
+        child.kill()
     sock.close()
-    assert any("~" in name for name in temps(daemon.root))
+    assert any(f"~{daemon.pid}~" in name for name in temps(daemon.root))
     daemon.start()
     assert visible(daemon.root) == [".admin-notes", ".ftpd~otherhost~1~2~0123456789abcdef.part"]
     assert "removed 1 stale upload temp" in daemon.log()
