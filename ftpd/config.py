@@ -107,6 +107,11 @@ def choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def parse_proxies(text: str) -> Tuple[Any, ...]:
+    from ftpd.proxy import parse_networks
+    return parse_networks(text)
+
+
 def directory_path(text: str) -> str:
     path = text.strip()
     if not path:
@@ -144,6 +149,10 @@ SETTINGS: Tuple[Setting, ...] = (
             "Listen backlog: how many connects may queue during a burst."),
     Setting("server", "shutdown_timeout", "30", seconds(0),
             "On SIGTERM, seconds transfers may run on before sessions are killed."),
+    Setting("server", "proxy_protocol", "no", parse_bool,
+            "Expect a PROXY v1/v2 header (HAProxy send-proxy) before each session."),
+    Setting("server", "trusted_proxies", "127.0.0.1, ::1", parse_proxies,
+            "Addresses/CIDRs allowed to send a PROXY header; others are cut off."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,

@@ -16,10 +16,11 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ftpd import listeners as listen_mod
-from ftpd import protocol
+from ftpd import protocol, proxy
 from ftpd.config import ConfigError
 from ftpd.library import Library
 from ftpd.listeners import Address, BindError, format_address
+from ftpd.peers import PeerTable
 from ftpd.session import Session
 from ftpd.spawn import ForkSpawner, Spawner, StopFlag
 
@@ -28,6 +29,7 @@ log = logging.getLogger("ftpd.server")
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
                    signal.SIGHUP, signal.SIGUSR1)
 ACCEPTS_PER_WAKEUP = 128   # bounded so signals are not starved during a flood
+PROXY_HEADER_TIMEOUT = 5.0
 
 
 def open_library(config: Any) -> Library:
@@ -54,6 +56,7 @@ class Server:
             config.server.listen, config.server.backlog)
         self.inherited = bound is not None     # socket activation: never rebind
         self.library = open_library(config)
+        self.peers = self.peer_table_for(config)
         self.spawner: Spawner = ForkSpawner(self.session_main, self.close_in_child)
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -136,6 +139,10 @@ class Server:
                 conn.close()    # the child has its own copy
 
     def admit(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
+        if self.config.server.proxy_protocol and \
+                not proxy.is_trusted(peer[0], self.config.server.trusted_proxies):
+            log.warning("refused %s: not a trusted proxy", format_address(peer))
+            return
         reason = self.refusal(peer[0])
         if reason is not None:
             log.warning("refused %s: %s", format_address(peer), reason)
@@ -171,12 +178,44 @@ class Server:
     def session_main(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> int:
         conn.setblocking(True)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        slot = None
+        if self.config.server.proxy_protocol:
+            peer, slot = self.proxied_peer(conn, peer)
+            if slot is None:
+                return 0
+        try:
+            self.run_session(conn, peer, stop)
+        finally:
+            if slot is not None:
+                self.peers.release(slot)
+        return 0
+
+    def proxied_peer(self, conn: socket.socket, peer: Tuple[str, int]):
+        """The real client behind the balancer, admitted by its own per-IP limit."""
+        try:
+            real = proxy.read_header(conn, PROXY_HEADER_TIMEOUT) or peer
+        except proxy.ProxyError as exc:
+            log.warning("dropped %s: %s", format_address(peer), exc)
+            return peer, None
+        slot = self.peers.admit(real[0], self.config.server.max_clients_per_ip)
+        if slot is None:
+            log.warning("refused %s (via %s): too many connections from that address",
+                        format_address(real), format_address(peer))
+            self.refuse(conn, "too many connections from your address")
+        return real, slot
+
+    def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> None:
         peer_text = format_address(peer)
         title = f"ftpd: {peer_text}"
         session = Session(conn, peer_text, self.config, self.library, stop,
                           report=lambda state: self.title(f"{title} {session.who}: {state}"))
         session.run()
-        return 0
+
+    @staticmethod
+    def peer_table_for(config: Any) -> Optional[PeerTable]:
+        if not config.server.proxy_protocol:
+            return None
+        return PeerTable(config.server.max_clients + 16)
 
     # -- signals ---------------------------------------------------------------------
 
@@ -254,6 +293,9 @@ class Server:
         if library is not None:
             self.library.close()
             self.library = library
+        if (new.server.proxy_protocol, new.server.max_clients) != \
+                (self.config.server.proxy_protocol, self.config.server.max_clients):
+            self.peers = self.peer_table_for(new)
         self.config = new
         log.info("configuration reloaded from %s", new.source)
 
