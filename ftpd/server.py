@@ -143,17 +143,19 @@ class Server:
                 not proxy.is_trusted(peer[0], self.config.server.trusted_proxies):
             log.warning("refused %s: not a trusted proxy", format_address(peer))
             return
-        reason = self.refusal(peer[0])
+        reason = self.refusal(None if self.config.server.proxy_protocol else peer[0])
         if reason is not None:
             log.warning("refused %s: %s", format_address(peer), reason)
             self.refuse(conn, reason)
             return
         self.spawner.spawn(conn, peer)
 
-    def refusal(self, ip: str) -> Optional[str]:
+    def refusal(self, ip: Optional[str]) -> Optional[str]:
+        """Why to refuse before forking. Behind a balancer every peer is the
+        balancer, so the per-IP limit is left to the child (ip=None)."""
         if len(self.spawner) >= self.config.server.max_clients:
             return "too many clients"
-        if self.spawner.count_ip(ip) >= self.config.server.max_clients_per_ip:
+        if ip is not None and self.spawner.count_ip(ip) >= self.config.server.max_clients_per_ip:
             return "too many connections from your address"
         return None
 
