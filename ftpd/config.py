@@ -107,6 +107,12 @@ def choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def optional_path(text: str) -> str:
+    """A file path, made absolute (daemons chdir to /); empty means none."""
+    path = text.strip()
+    return os.path.abspath(path) if path else ""
+
+
 def directory_path(text: str) -> str:
     path = text.strip()
     if not path:
@@ -144,6 +150,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Listen backlog: how many connects may queue during a burst."),
     Setting("server", "shutdown_timeout", "30", seconds(0),
             "On SIGTERM, seconds transfers may run on before sessions are killed."),
+    Setting("server", "pidfile", "", optional_path,
+            "Write the server's pid here once listening (ftpd status finds it); empty: none."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,
@@ -154,6 +162,12 @@ SETTINGS: Tuple[Setting, ...] = (
             "Make each upload durable (fsync file and directory) before replying."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
+    Setting("log", "level", "info", choice("debug", "info", "warning", "error"),
+            "Least severe messages logged: debug, info, warning or error."),
+    Setting("log", "file", "", optional_path,
+            "Log file (reopened on SIGUSR1); empty: stderr, or syslog with --daemon."),
+    Setting("log", "transfer_log", "", optional_path,
+            "One line per finished or aborted transfer (reopened on SIGUSR1); empty: none."),
 )
 
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
