@@ -265,6 +265,9 @@ class Server:
 
     def rebind(self, new: Any) -> None:
         if self.inherited:
+            if new.server.listen != self.config.server.listen:
+                log.warning("[server] listen changed, but the sockets come from socket "
+                            "activation: change them there (e.g. systemctl edit ftpd.socket)")
             return
         wanted = list(new.server.listen)
         added = listen_mod.bind_all([a for a in wanted if a not in self.bound],

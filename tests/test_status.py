@@ -30,7 +30,8 @@ def test_status_lists_the_server_and_each_session(make_daemon, tmp_path):
     idle = idle_session(daemon)
     by_port = {}
     for child in daemon.live_children():
-        peer = [c.raddr for c in child.net_connections("tcp")][0]
+        connections = getattr(child, "net_connections", child.connections)   # psutil < 6
+        peer = [c.raddr for c in connections("tcp")][0]
         by_port[peer[1]] = child.pid
     downloader, idler = by_port[slow.getsockname()[1]], by_port[idle.getsockname()[1]]
     wait_until(lambda: "%" in " ".join(psutil.Process(downloader).cmdline()),
