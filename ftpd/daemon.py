@@ -69,10 +69,12 @@ class PidFile:
         """Write our pid atomically: a reader sees no file or a whole one."""
         temp = f"{self.path}.{os.getpid()}.tmp"
         try:
-            with open(temp, "w", encoding="ascii") as handle:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            with open(fd, "w", encoding="ascii") as handle:
+                os.fchmod(fd, 0o644)      # readable by `ftpd status` whatever the umask
                 handle.write(f"{os.getpid()}\n")
                 handle.flush()
-                os.fsync(handle.fileno())
+                os.fsync(fd)
             try:
                 os.link(temp, self.path)          # fails if one exists
             except FileExistsError:

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 
@@ -38,6 +39,7 @@ def test_daemon_detaches_writes_pidfile_serves_and_cleans_up(site):
     result = ftpd(["-c", str(site["conf"]), "serve", "--daemon"])
     assert result.returncode == 0, result.stderr
     pid = read_pid(site["pid"])                 # written before the launcher returned
+    assert stat.S_IMODE(site["pid"].stat().st_mode) == 0o644
     proc = psutil.Process(pid)
     assert proc.ppid() != os.getpid()           # not our child: detached
     assert os.getsid(pid) != os.getsid(0)       # a session of its own...
