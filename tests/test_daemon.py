@@ -111,3 +111,12 @@ def test_foreground_server_keeps_a_pidfile_too(make_daemon, tmp_path):
     assert read_pid(pidfile) == daemon.pid
     assert daemon.stop() == 0
     assert not pidfile.exists()
+
+
+@pytest.mark.skipif(os.path.exists("/dev/log"), reason="a syslog socket exists here")
+def test_daemon_without_log_file_or_syslog_is_a_config_error(site, tmp_path):
+    conf = tmp_path / "nolog.conf"
+    conf.write_text(site["conf"].read_text().replace(f"file = {site['log']}", ""))
+    result = ftpd(["-c", str(conf), "serve", "--daemon"])
+    assert result.returncode == 78
+    assert f"{conf}: [log] file: --daemon needs a log file" in result.stderr
