@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ftpd import __version__, config as config_mod
 from ftpd.config import EX_CONFIG, ConfigError
+from ftpd.daemon import DaemonError
 from ftpd.listeners import BindError
+from ftpd.status import NotRunning
+from ftpd.systemd import ActivationError
 
 EX_OK = 0
 EX_USAGE = 64
 EX_UNAVAILABLE = 69
 EX_OSERR = 71
+EX_NOT_RUNNING = 3      # LSB: "program is not running"
 
-COMMANDS = ("serve", "check")
+COMMANDS = ("serve", "check", "status")
 
 
 def _server_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -40,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the server in the foreground (default)")
     _server_options(serve, argparse.SUPPRESS)
+    serve.add_argument("--daemon", action="store_true",
+                       help="detach from the terminal (python-daemon); log to [log] file")
     commands.add_parser("check", help="validate the config and exit (0, or 78)")
+    status = commands.add_parser("status", help="show the running server and its sessions "
+                                 "(exit 3 if not running)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -58,16 +65,6 @@ def overrides_from(args: argparse.Namespace) -> Dict[Tuple[str, str], str]:
     return found
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    # Under systemd (JOURNAL_STREAM set) journald stamps each line itself.
-    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(stamp + "ftpd[%(process)d] %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config, overrides_from(args))
     print(f"{cfg.source}: ok")
@@ -75,21 +72,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ftpd.server import Server
-    import setproctitle
+    from ftpd import service
+    return service.serve(args.config, overrides_from(args), detach=getattr(args, "daemon", False))
 
-    overrides = overrides_from(args)
-    cfg = config_mod.load(args.config, overrides)
-    setup_logging()
-    server = Server(cfg, reload_config=lambda: config_mod.load(args.config, overrides),
-                    title=setproctitle.setproctitle)
-    return server.serve_forever()
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ftpd import status
+    print(status.status(config_mod.load(args.config, overrides_from(args)), as_json=args.json))
+    return EX_OK
 
 
 HANDLERS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "check": cmd_check,
+    "status": cmd_status,
 }
+
+
+# What each failure means to the caller: (exception types, exit status, prefix).
+FAILURES = (
+    ((ConfigError, ActivationError), EX_CONFIG, "config error: "),
+    ((NotRunning,), EX_NOT_RUNNING, ""),
+    ((DaemonError, BindError), EX_UNAVAILABLE, ""),
+    ((OSError,), EX_OSERR, ""),
+)
 
 
 def ftpd_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -97,14 +103,11 @@ def ftpd_main(argv: Optional[Sequence[str]] = None) -> int:
     command = args.command or "serve"
     try:
         return HANDLERS[command](args)
-    except ConfigError as exc:
-        print(f"ftpd: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    except BindError as exc:
-        print(f"ftpd: {exc}", file=sys.stderr)
-        return EX_UNAVAILABLE
-    except OSError as exc:
-        print(f"ftpd: {exc}", file=sys.stderr)
-        return EX_OSERR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        for types, code, prefix in FAILURES:
+            if isinstance(exc, types):
+                print(f"ftpd: {prefix}{exc}", file=sys.stderr)
+                return code
+        raise

@@ -112,6 +112,12 @@ def parse_proxies(text: str) -> Tuple[Any, ...]:
     return parse_networks(text)
 
 
+def optional_path(text: str) -> str:
+    """A file path, made absolute (daemons chdir to /); empty means none."""
+    path = text.strip()
+    return os.path.abspath(path) if path else ""
+
+
 def directory_path(text: str) -> str:
     path = text.strip()
     if not path:
@@ -153,6 +159,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Expect a PROXY v1/v2 header (HAProxy send-proxy) before each session."),
     Setting("server", "trusted_proxies", "127.0.0.1, ::1", parse_proxies,
             "Addresses/CIDRs allowed to send a PROXY header; others are cut off."),
+    Setting("server", "pidfile", "", optional_path,
+            "Write the server's pid here once listening (ftpd status finds it); empty: none."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,
@@ -163,6 +171,12 @@ SETTINGS: Tuple[Setting, ...] = (
             "Make each upload durable (fsync file and directory) before replying."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
+    Setting("log", "level", "info", choice("debug", "info", "warning", "error"),
+            "Least severe messages logged: debug, info, warning or error."),
+    Setting("log", "file", "", optional_path,
+            "Log file (reopened on SIGUSR1); empty: stderr, or syslog with --daemon."),
+    Setting("log", "transfer_log", "", optional_path,
+            "One line per finished or aborted transfer (reopened on SIGUSR1); empty: none."),
 )
 
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

@@ -47,14 +47,17 @@ class Server:
     def __init__(self, config: Any, reload_config: Callable[[], Any],
                  bound: Optional[Dict[Address, List[socket.socket]]] = None,
                  notify: Callable[[str], None] = lambda state: None,
-                 title: Callable[[str], None] = lambda text: None):
+                 title: Callable[[str], None] = lambda text: None,
+                 inherited: Optional[bool] = None):
         self.config = config
         self.reload_config = reload_config
         self.notify = notify
         self.title = title
         self.bound = bound if bound is not None else listen_mod.bind_all(
             config.server.listen, config.server.backlog)
-        self.inherited = bound is not None     # socket activation: never rebind
+        # Socket activation: never rebind. Daemon mode binds before detaching
+        # and passes inherited=False, so a reload may still rebind.
+        self.inherited = bound is not None if inherited is None else inherited
         self.library = open_library(config)
         self.peers = self.peer_table_for(config)
         self.spawner: Spawner = ForkSpawner(self.session_main, self.close_in_child)
@@ -209,8 +212,11 @@ class Server:
     def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> None:
         peer_text = format_address(peer)
         title = f"ftpd: {peer_text}"
-        session = Session(conn, peer_text, self.config, self.library, stop,
-                          report=lambda state: self.title(f"{title} {session.who}: {state}"))
+        self.title(f"{title} -: starting")
+        # `ftpd status` parses this title: peer, user, state, bytes moved.
+        session = Session(conn, peer_text, self.config, self.library, stop, report=lambda state:
+                          self.title(f"{title} {protocol.encode_text(session.who)}: {state} "
+                                     f"({session.bytes_in + session.bytes_out} bytes)"))
         session.run()
 
     @staticmethod
@@ -303,6 +309,9 @@ class Server:
 
     def rebind(self, new: Any) -> None:
         if self.inherited:
+            if new.server.listen != self.config.server.listen:
+                log.warning("[server] listen changed, but the sockets come from socket "
+                            "activation: change them there (e.g. systemctl edit ftpd.socket)")
             return
         wanted = list(new.server.listen)
         added = listen_mod.bind_all([a for a in wanted if a not in self.bound],

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from ftpd import __version__, protocol
+from ftpd import __version__, logs, protocol
 from ftpd.library import Library, LibraryError
 from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, TIMEOUT,
                            UNAVAILABLE, ProtocolError)
@@ -23,6 +23,7 @@ from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTi
 log = logging.getLogger("ftpd.session")
 
 ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
+SENDFILE_STEP = 1 << 20   # sendfile in steps so the process title shows progress
 Authenticator = Callable[[str, str], Optional[str]]   # -> access level or None
 
 
@@ -77,6 +78,7 @@ class Session:
         self.access = settings.access.anonymous
         self.bytes_in = 0
         self.bytes_out = 0
+        self.shown_percent = -1
         self.commands: Dict[str, Command] = {
             "L": Command(_no_args, self.do_list, 0, 0, "read"),
             "G": Command(_get_args, self.do_get, 1, 2, "read"),
@@ -162,7 +164,7 @@ class Session:
         self.send(b"".join(lines))
 
     def do_hash(self, name: str) -> None:
-        self.report(f"H {name}")
+        self.report(f"H {protocol.encode_name(name)}")
         size, digest = self.library.hash(name)
         self.send(protocol.ok(size, digest))
 
@@ -186,19 +188,29 @@ class Session:
                 raise ProtocolError(BAD_OFFSET, f"offset beyond end of file ({size} bytes)")
             count = size - offset
             self.send(protocol.ok(count))
-            self.report(f"G {name}")
-            started, sent = time.monotonic(), 0
-            try:
-                sent = self.sock.sendfile(handle, offset, count) if count else 0
-            except (OSError, socket.timeout) as exc:
-                self.log_transfer("G", name, sent, started, None, f"failed: {exc}")
-                raise CloseSession() from exc
-            finally:
-                self.bytes_out += sent
-        if sent < count:   # the file shrank under us: the client must see a cut
-            self.log_transfer("G", name, sent, started, None, "failed: short file")
+            started = time.monotonic()
+            sent, failure = self._send_range(handle, name, offset, count)
+        self.log_transfer("G", name, sent, started, None, failure or "ok")
+        if failure:   # the client must see a cut, never a short file
             raise CloseSession()
-        self.log_transfer("G", name, sent, started, None, "ok")
+
+    def _send_range(self, handle: Any, name: str, offset: int,
+                    count: int) -> Tuple[int, Optional[str]]:
+        """sendfile `count` bytes in steps; (bytes sent, failure or None)."""
+        step = max(SENDFILE_STEP, count // 100)
+        sent = 0
+        self.progress("G", name, 0, count)
+        try:
+            while sent < count:
+                done = self.sock.sendfile(handle, offset + sent, min(step, count - sent))
+                if not done:
+                    return sent, "failed: short file"    # it shrank under us
+                sent += done
+                self.bytes_out += done
+                self.progress("G", name, sent, count)
+        except (OSError, socket.timeout) as exc:
+            return sent, f"failed: {exc}"
+        return sent, None
 
     def do_put(self, name: str, size: int, expected: Optional[str]) -> None:
         self.library.check_upload(name, size)
@@ -206,8 +218,7 @@ class Session:
         started = time.monotonic()
         try:
             self.send(protocol.ok("ready"))
-            self.report(f"P {name}")
-            failure = self._receive_into(upload, size)
+            failure = self._receive_into(upload, name, size)
             if failure is None:
                 digest = upload.commit(expected)
                 self.log_transfer("P", name, size, started, digest, "ok")
@@ -226,12 +237,16 @@ class Session:
         finally:
             upload.abort()
 
-    def _receive_into(self, upload: Any, size: int) -> Optional[LibraryError]:
+    def _receive_into(self, upload: Any, name: str, size: int) -> Optional[LibraryError]:
         """Read all `size` bytes; after a write error keep draining, so the
         session stays in step with the client, and return that error."""
         failure = None
+        done = 0
+        self.progress("P", name, 0, size)
         for chunk in self.stream.iter_exact(size, self.settings.server.data_timeout):
             self.bytes_in += len(chunk)
+            done += len(chunk)
+            self.progress("P", name, done, size)
             if failure is None:
                 try:
                     upload.write(chunk)
@@ -240,8 +255,16 @@ class Session:
                     upload.abort()
         return failure
 
+    def progress(self, verb: str, name: str, done: int, total: int) -> None:
+        """Report `verb name NN%` whenever the whole percentage changes."""
+        percent = done * 100 // total if total else 100
+        if done == 0:
+            self.shown_percent = -1
+        if percent != self.shown_percent:
+            self.shown_percent = percent
+            self.report(f"{verb} {protocol.encode_name(name)} {percent}%")
+
     def log_transfer(self, verb: str, name: str, size: int, started: float,
                      digest: Optional[str], result: str) -> None:
-        log.info("transfer %s %s %s %s bytes=%d seconds=%.3f sha256=%s result=%s",
-                 self.peer, self.who, verb, protocol.encode_name(name), size,
-                 time.monotonic() - started, digest or "-", result)
+        logs.log_transfer(self.peer, self.who, verb, name, size,
+                          time.monotonic() - started, digest, result)

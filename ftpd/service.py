@@ -1,0 +1,61 @@
+"""`ftpd serve`: put the pieces of a service together around the Server.
+
+Order matters and is the same in every mode: config, pidfile check,
+sockets (inherited from systemd or bound here), logging — all while errors
+can still reach the terminal — then (with --daemon) detach, claim the
+pidfile, serve, and tell whoever waits (systemd, the launcher) "ready".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import setproctitle
+
+from ftpd import config as config_mod
+from ftpd import daemon, listeners, logs, systemd
+from ftpd.listeners import Address
+
+Bound = Dict[Address, List[socket.socket]]
+
+
+def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
+          detach: bool = False) -> int:
+    located = config_mod.locate(path)
+    located = os.path.abspath(located) if located else None   # reload after a chdir
+    config = config_mod.load(located, overrides)
+    pidfile = daemon.PidFile(config.server.pidfile) if config.server.pidfile else None
+    if pidfile is not None:
+        pidfile.check()
+    bound = systemd.listen_fds()
+    inherited = bound is not None
+    if bound is None:
+        bound = listeners.bind_all(config.server.listen, config.server.backlog)
+    held = logs.setup(config, daemon=detach)
+
+    def run(ready: Callable[[str], None]) -> int:
+        return _run(config, lambda: config_mod.load(located, overrides), bound, inherited,
+                    pidfile, ready)
+
+    if detach:
+        sockets = [sock.fileno() for group in bound.values() for sock in group]
+        return daemon.daemonize(held + sockets, run)
+    return run(lambda error: None)
+
+
+def _run(config: Any, reload_config: Callable[[], Any], bound: Bound, inherited: bool,
+         pidfile: Optional[daemon.PidFile], ready: Callable[[str], None]) -> int:
+    from ftpd.server import Server
+
+    def notify(state: str) -> None:
+        systemd.notify(state)
+        if state == "READY=1":
+            ready("")
+
+    server = Server(config, reload_config=reload_config, bound=bound, inherited=inherited,
+                    notify=notify, title=setproctitle.setproctitle)
+    with pidfile if pidfile is not None else contextlib.nullcontext():
+        return server.serve_forever()

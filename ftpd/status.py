@@ -1,0 +1,143 @@
+"""`ftpd status`: find the running server and list its sessions.
+
+The server is found through `[server] pidfile`, else through the process
+listening on a configured address. Each session retitles itself
+(setproctitle), and that title is all this module reads:
+
+    ftpd: master 127.0.0.1:8021
+    ftpd: 10.0.0.7:51234 anonymous: G backup.tar 41% (1048576 bytes)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, List, Optional, Tuple
+
+import psutil
+
+from ftpd import daemon, protocol
+
+SESSION_TITLE = re.compile(
+    r"\Aftpd: (?P<client>\S+) (?P<user>\S+): (?P<state>.*?)(?: \((?P<bytes>\d+) bytes\))?\Z")
+MASTER_TITLE = re.compile(r"\Aftpd: master (?P<listen>\S+)")
+WILDCARD = ("", "*", "0.0.0.0", "::")
+
+
+class NotRunning(Exception):
+    """No live ftpd server was found for this config."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    pid: int
+    client: str
+    user: str
+    state: str
+    bytes: int
+    age: float
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    pid: int
+    listen: str
+    age: float
+    sessions: Tuple[SessionInfo, ...]
+
+
+def title_of(proc: psutil.Process) -> str:
+    return " ".join(proc.cmdline()).strip()
+
+
+def find_server(config: Any) -> psutil.Process:
+    if config.server.pidfile:
+        pid = daemon.read_pid(config.server.pidfile)
+        if pid is not None and daemon.is_ftpd(pid):
+            return psutil.Process(pid)
+    pid = _listener_pid(config.server.listen)
+    if pid is not None:
+        return psutil.Process(pid)
+    where = config.server.pidfile or ",".join(f"{h}:{p}" for h, p in config.server.listen)
+    raise NotRunning(f"ftpd is not running (nothing found via {where})")
+
+
+def _listener_pid(addresses: Iterable[Tuple[str, int]]) -> Optional[int]:
+    wanted = [(host, port) for host, port in addresses if port]
+    if not wanted:
+        return None        # port 0: only a pidfile can tell
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return None
+    for conn in connections:
+        if conn.status != psutil.CONN_LISTEN or conn.pid is None:
+            continue
+        host, port = conn.laddr[0], conn.laddr[1]
+        if any(port == p and (h in WILDCARD or h == host) for h, p in wanted):
+            return conn.pid
+    return None
+
+
+def parse_session(proc: psutil.Process, now: float) -> Optional[SessionInfo]:
+    try:
+        title, started = title_of(proc), proc.create_time()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    match = SESSION_TITLE.match(title)
+    if match is None or match["client"] == "master":
+        return SessionInfo(proc.pid, "-", "-", "starting", 0, now - started)
+    try:
+        user = protocol.decode_text(match["user"].encode())
+    except protocol.ProtocolError:
+        user = match["user"]
+    return SessionInfo(proc.pid, match["client"], user, match["state"],
+                       int(match["bytes"] or 0), now - started)
+
+
+def collect(server: psutil.Process) -> ServerInfo:
+    now = time.time()
+    master = MASTER_TITLE.match(title_of(server))
+    sessions = [info for info in (parse_session(child, now) for child in server.children())
+                if info is not None]
+    sessions.sort(key=lambda info: info.pid)
+    return ServerInfo(server.pid, master["listen"] if master else "-",
+                      now - server.create_time(), tuple(sessions))
+
+
+def format_age(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def render(info: ServerInfo) -> str:
+    lines = [f"ftpd running: pid {info.pid}, listening on {info.listen}, "
+             f"up {format_age(info.age)}, {len(info.sessions)} session(s)"]
+    if info.sessions:
+        rows = [("PID", "CLIENT", "USER", "STATE", "BYTES", "AGE")]
+        rows += [(str(s.pid), s.client, s.user, s.state, str(s.bytes), format_age(s.age))
+                 for s in info.sessions]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+            lines.append("  ".join(cells + [row[5]]))
+    return "\n".join(lines)
+
+
+def render_json(info: ServerInfo) -> str:
+    return json.dumps(asdict(info), indent=2)
+
+
+def status(config: Any, as_json: bool = False) -> str:
+    info = collect(find_server(config))
+    return render_json(info) if as_json else render(info)

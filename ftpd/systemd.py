@@ -1,0 +1,88 @@
+"""systemd glue without libsystemd: sd_notify and socket activation.
+
+sd_notify: one datagram per state change to $NOTIFY_SOCKET (a path, or an
+abstract socket written with a leading '@'). Socket activation: systemd (or
+systemd-socket-activate) passes listening sockets as fds 3.. with
+LISTEN_FDS=n and LISTEN_PID=<our pid>; we serve on them instead of binding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Dict, List, Mapping, MutableMapping, Optional
+
+from ftpd.listeners import Address
+
+log = logging.getLogger("ftpd.systemd")
+
+LISTEN_FDS_START = 3
+ACTIVATION_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+class ActivationError(Exception):
+    """The sockets systemd handed over are not what a server can use."""
+
+
+def notify_address(environ: Mapping[str, str] = os.environ) -> Optional[str]:
+    path = environ.get("NOTIFY_SOCKET", "")
+    if path.startswith("@"):
+        return "\0" + path[1:]          # abstract namespace
+    return path if path.startswith("/") else None
+
+
+def notify(state: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Send `state` ("READY=1", ...) to the service manager; False if none listens.
+
+    Never raises: a lost notification must not take the server down."""
+    address = notify_address(environ)
+    if address is None:
+        return False
+    if "RELOADING=1" in state.split("\n"):
+        # systemd >= 253 wants the moment the reload began, on CLOCK_MONOTONIC.
+        state += f"\nMONOTONIC_USEC={time.monotonic_ns() // 1000}"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(state.encode("utf-8"), address)
+    except OSError as exc:
+        log.warning("sd_notify %r failed: %s", state, exc)
+        return False
+    return True
+
+
+def listen_fds(environ: MutableMapping[str, str] = os.environ,
+               unset: bool = True) -> Optional[Dict[Address, List[socket.socket]]]:
+    """The inherited listening sockets, keyed by address; None when not activated."""
+    try:
+        pid, count = int(environ.get("LISTEN_PID", "")), int(environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return None
+    if pid != os.getpid() or count < 1:
+        return None       # meant for another process (or nothing passed)
+    if unset:             # sessions and anything we exec must not see them
+        for name in ACTIVATION_VARS:
+            environ.pop(name, None)
+    bound: Dict[Address, List[socket.socket]] = {}
+    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
+        sock = _adopt(fd)
+        host, port = sock.getsockname()[:2]
+        bound.setdefault((host, port), []).append(sock)
+    return bound
+
+
+def _adopt(fd: int) -> socket.socket:
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ActivationError(f"LISTEN_FDS: fd {fd} is not a socket: {exc.strerror}") from exc
+    listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) \
+            or sock.type != socket.SOCK_STREAM or not listening:
+        sock.detach()
+        raise ActivationError(f"LISTEN_FDS: fd {fd} is not a listening TCP socket "
+                              "(the socket unit needs ListenStream= and Accept=no)")
+    os.set_inheritable(fd, False)
+    sock.setblocking(False)
+    return sock

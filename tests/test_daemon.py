@@ -1,0 +1,122 @@
+"""`ftpd serve --daemon` and the pidfile, with real detached processes."""
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from ftpd.client import Client
+from tests.conftest import wait_until, write_config
+from tests.servicekit import free_port, ftpd
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A config for a daemon on a fixed free port, and cleanup of any server it starts."""
+    port = free_port()
+    paths = {"conf": tmp_path / "ftpd.conf", "pid": tmp_path / "run" / "ftpd.pid",
+             "log": tmp_path / "ftpd.log", "root": tmp_path / "library", "port": port}
+    (tmp_path / "run").mkdir()
+    write_config(paths["conf"], {
+        "server": {"listen": f"127.0.0.1:{port}", "root": paths["root"],
+                   "pidfile": paths["pid"]},
+        "log": {"file": paths["log"]}})
+    yield paths
+    for proc in psutil.process_iter(["cmdline"]):
+        if f"127.0.0.1:{port}" in " ".join(proc.info["cmdline"] or []):
+            proc.kill()
+
+
+def read_pid(path):
+    return int(path.read_text())
+
+
+def test_daemon_detaches_writes_pidfile_serves_and_cleans_up(site):
+    result = ftpd(["-c", str(site["conf"]), "serve", "--daemon"])
+    assert result.returncode == 0, result.stderr
+    pid = read_pid(site["pid"])                 # written before the launcher returned
+    assert stat.S_IMODE(site["pid"].stat().st_mode) == 0o644
+    proc = psutil.Process(pid)
+    assert proc.ppid() != os.getpid()           # not our child: detached
+    assert os.getsid(pid) != os.getsid(0)       # a session of its own...
+    assert os.getsid(pid) != pid                # ...that it does not lead (second fork)
+    assert proc.terminal() is None
+    assert proc.cwd() == os.getcwd()
+    status = open(f"/proc/{pid}/status").read()
+    assert "Umask:\t0027" in status
+    with Client("127.0.0.1", site["port"], timeout=10) as client:
+        assert client.list() == []
+    assert "ftpd serving" in site["log"].read_text()
+
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not psutil.pid_exists(pid), what="the daemon to exit")
+    assert not site["pid"].exists()
+    assert "ftpd stopped" in site["log"].read_text()
+
+
+def test_daemon_refuses_a_live_pidfile_and_replaces_a_stale_one(site):
+    assert ftpd(["-c", str(site["conf"]), "serve", "--daemon"]).returncode == 0
+    live = read_pid(site["pid"])
+    again = ftpd(["-c", str(site["conf"]), "serve", "--daemon"])
+    assert again.returncode == 69
+    assert f"already running as pid {live}" in again.stderr
+    assert read_pid(site["pid"]) == live
+    os.kill(live, signal.SIGTERM)
+    wait_until(lambda: not psutil.pid_exists(live), what="the daemon to exit")
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    site["pid"].write_text(f"{dead.pid}\n")     # a crash left this behind
+    assert ftpd(["-c", str(site["conf"]), "serve", "--daemon"]).returncode == 0
+    fresh = read_pid(site["pid"])
+    assert fresh != dead.pid and psutil.pid_exists(fresh)
+    assert "replacing stale pidfile" in site["log"].read_text()
+    os.kill(fresh, signal.SIGTERM)
+    wait_until(lambda: not site["pid"].exists(), what="the pidfile to go")
+
+
+def test_config_and_bind_errors_reach_the_terminal_before_detaching(site, tmp_path):
+    broken = tmp_path / "broken.conf"
+    broken.write_text(site["conf"].read_text() + "\n[files]\nmax_file_size = huge\n")
+    result = ftpd(["-c", str(broken), "serve", "--daemon"])
+    assert result.returncode == 78
+    assert f"{broken}: [files] max_file_size" in result.stderr
+
+    with __import__("socket").socket() as squatter:
+        squatter.bind(("127.0.0.1", site["port"]))
+        squatter.listen()
+        result = ftpd(["-c", str(site["conf"]), "serve", "--daemon"])
+    assert result.returncode == 69
+    assert f"cannot listen on 127.0.0.1:{site['port']}" in result.stderr
+    assert not site["pid"].exists()
+
+
+def test_errors_after_detaching_are_relayed_to_the_launcher(site, tmp_path):
+    (tmp_path / "library").write_text("a file where the library should be")
+    conf = site["conf"].read_text().replace(str(site["root"]), str(tmp_path / "library" / "x"))
+    site["conf"].write_text(conf)
+    result = ftpd(["-c", str(site["conf"]), "serve", "--daemon"])
+    assert result.returncode == 1
+    assert "Not a directory" in result.stderr
+    assert not site["pid"].exists()
+
+
+def test_foreground_server_keeps_a_pidfile_too(make_daemon, tmp_path):
+    pidfile = tmp_path / "fg.pid"
+    daemon = make_daemon(settings={"server": {"pidfile": pidfile}})
+    assert read_pid(pidfile) == daemon.pid
+    assert daemon.stop() == 0
+    assert not pidfile.exists()
+
+
+@pytest.mark.skipif(os.path.exists("/dev/log"), reason="a syslog socket exists here")
+def test_daemon_without_log_file_or_syslog_is_a_config_error(site, tmp_path):
+    conf = tmp_path / "nolog.conf"
+    conf.write_text(site["conf"].read_text().replace(f"file = {site['log']}", ""))
+    result = ftpd(["-c", str(conf), "serve", "--daemon"])
+    assert result.returncode == 78
+    assert f"{conf}: [log] file: --daemon needs a log file" in result.stderr
