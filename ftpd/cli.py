@@ -14,10 +14,11 @@ from ftpd.listeners import BindError
 
 EX_OK = 0
 EX_USAGE = 64
+EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_OSERR = 71
 
-COMMANDS = ("serve", "check")
+COMMANDS = ("serve", "check", "passwd")
 
 
 def _server_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server in the foreground (default)")
     _server_options(serve, argparse.SUPPRESS)
     commands.add_parser("check", help="validate the config and exit (0, or 78)")
+    passwd = commands.add_parser(
+        "passwd", help="create or update an account in [access] users_file "
+        "(password twice from a terminal, or one line on stdin)")
+    passwd.add_argument("user", metavar="USER")
+    passwd.add_argument("--access", choices=("read", "write"),
+                        help="what the account may do (new accounts: read)")
+    passwd.add_argument("--delete", action="store_true", help="remove the account")
     return parser
 
 
@@ -69,8 +77,11 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ftpd.guard import Guard
+
     cfg = config_mod.load(args.config, overrides_from(args))
-    print(f"{cfg.source}: ok")
+    guard = Guard.from_config(cfg)    # TLS files, users file, user and group
+    print(f"{cfg.source}: ok ({guard.describe()})")
     return EX_OK
 
 
@@ -86,9 +97,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return server.serve_forever()
 
 
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from ftpd import auth
+
+    cfg = config_mod.load(args.config, overrides_from(args))
+    path = cfg.access.users_file
+    if not path:
+        raise ConfigError("is not set: nowhere to store accounts", cfg.source,
+                          "access", "users_file")
+    try:
+        if args.delete:
+            auth.delete_user(path, args.user)
+            print(f"deleted {args.user} from {path}")
+        else:
+            auth.check_user_name(args.user)
+            access = auth.set_password(path, args.user, auth.read_password(), args.access)
+            print(f"{args.user} ({access}) saved in {path}")
+    except auth.AuthError as exc:
+        print(f"ftpd passwd: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    return EX_OK
+
+
 HANDLERS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "check": cmd_check,
+    "passwd": cmd_passwd,
 }
 
 

@@ -107,6 +107,20 @@ def choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def optional_path(text: str) -> str:
+    """A file path, or empty for none; relative paths are taken from the cwd."""
+    path = text.strip()
+    return os.path.abspath(path) if path else ""
+
+
+def optional_account(text: str) -> str:
+    """A user or group name (or numeric id), or empty for none."""
+    name = text.strip()
+    if name and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", name):
+        raise ValueError(f"{name!r} is not a user or group name")
+    return name
+
+
 def directory_path(text: str) -> str:
     path = text.strip()
     if not path:
@@ -144,6 +158,12 @@ SETTINGS: Tuple[Setting, ...] = (
             "Listen backlog: how many connects may queue during a burst."),
     Setting("server", "shutdown_timeout", "30", seconds(0),
             "On SIGTERM, seconds transfers may run on before sessions are killed."),
+    Setting("server", "user", "", optional_account,
+            "Started as root: each session drops to this user (supplementary groups cleared)."),
+    Setting("server", "group", "", optional_account,
+            "Group for sessions; empty means the primary group of [server] user."),
+    Setting("server", "chroot", "yes", parse_bool,
+            "Started as root: each session chroots into the library before reading a byte."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,
@@ -154,6 +174,18 @@ SETTINGS: Tuple[Setting, ...] = (
             "Make each upload durable (fsync file and directory) before replying."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
+    Setting("access", "users_file", "", optional_path,
+            "Accounts file written by `ftpd passwd` (scrypt hashes); empty: no accounts."),
+    Setting("access", "login_failure_delay", "1", seconds(0),
+            "Seconds before a failed login (A) is answered."),
+    Setting("access", "max_login_failures", "3", integer(1, 1000),
+            "Failed logins after which the session gets ERR 421 and is closed."),
+    Setting("tls", "certificate", "", optional_path,
+            "PEM certificate (chain); with private_key the listener speaks TLS only."),
+    Setting("tls", "private_key", "", optional_path,
+            "PEM private key matching [tls] certificate."),
+    Setting("tls", "handshake_timeout", "10", seconds(0.01),
+            "Seconds a client has to complete the TLS handshake."),
 )
 
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

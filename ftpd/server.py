@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ftpd import listeners as listen_mod
 from ftpd import protocol
 from ftpd.config import ConfigError
+from ftpd.guard import Guard
 from ftpd.library import Library
 from ftpd.listeners import Address, BindError, format_address
 from ftpd.session import Session
@@ -47,6 +48,7 @@ class Server:
                  notify: Callable[[str], None] = lambda state: None,
                  title: Callable[[str], None] = lambda text: None):
         self.config = config
+        self.guard = Guard.from_config(config)
         self.reload_config = reload_config
         self.notify = notify
         self.title = title
@@ -76,6 +78,7 @@ class Server:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, _noop_handler)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.guard.announce()
         self.title(f"ftpd: master {self.listen_text()}")
         log.info("ftpd serving %s on %s (max %d clients)", self.library.root,
                  self.listen_text(), self.config.server.max_clients)
@@ -141,6 +144,7 @@ class Server:
             log.warning("refused %s: %s", format_address(peer), reason)
             self.refuse(conn, reason)
             return
+        self.guard.before_fork()
         self.spawner.spawn(conn, peer)
 
     def refusal(self, ip: str) -> Optional[str]:
@@ -173,7 +177,13 @@ class Server:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer_text = format_address(peer)
         title = f"ftpd: {peer_text}"
-        session = Session(conn, peer_text, self.config, self.library, stop,
+        # Confinement and the TLS handshake come before the first byte is read.
+        secured = self.guard.enter(conn, self.library.dir_fd, peer_text)
+        if secured is None:
+            return 0
+        accounts = self.guard.accounts
+        session = Session(secured, peer_text, self.config, self.library, stop,
+                          authenticate=accounts, login_offers=accounts.offers,
                           report=lambda state: self.title(f"{title} {session.who}: {state}"))
         session.run()
         return 0
@@ -241,6 +251,7 @@ class Server:
     def reload(self) -> None:
         try:
             new = self.reload_config()
+            guard = Guard.from_config(new)
         except ConfigError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
@@ -254,7 +265,8 @@ class Server:
         if library is not None:
             self.library.close()
             self.library = library
-        self.config = new
+        self.config, self.guard = new, guard
+        guard.announce()
         log.info("configuration reloaded from %s", new.source)
 
     def rebind(self, new: Any) -> None:
