@@ -140,7 +140,7 @@ def test_unwritable_library_is_reported(tmp_path):
 
 @pytest.fixture(scope="module")
 def service_user():
-    """A throwaway system user (member of an extra group), removed afterwards."""
+    """A throwaway system user, removed afterwards (nobody where useradd is missing)."""
     if os.geteuid() != 0:
         pytest.skip("creating a user needs root")
     if shutil.which("useradd") is None:
@@ -149,7 +149,7 @@ def service_user():
         return
     name = f"ftpdt{secrets.token_hex(3)}"
     subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                    "--shell", "/usr/sbin/nologin", "--groups", "adm", name],
+                    "--shell", "/usr/sbin/nologin", name],
                    check=True, capture_output=True)
     entry = pwd.getpwnam(name)
     try:

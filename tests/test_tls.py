@@ -40,6 +40,7 @@ def test_every_verb_works_over_tls_1_2_or_later(make_daemon, pki, tmp_path):
         assert [e.name for e in c.list()] == ["up.bin"]
         assert c.get("up.bin", str(tmp_path / "down.bin")) == len(data)
         assert c.hash("up.bin")[1] == hashlib.sha256(data).hexdigest()
+        assert c.get("up.bin", str(tmp_path / "down.bin"), offset=1000) == len(data) - 1000
     assert (tmp_path / "down.bin").read_bytes() == data
     assert (daemon.root / "up.bin").read_bytes() == data
 
