@@ -81,6 +81,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config, overrides_from(args))
     guard = Guard.from_config(cfg)    # TLS files, users file, user and group
+    for warning in guard.plan.warnings:
+        print(f"ftpd: warning: {warning}", file=sys.stderr)
     print(f"{cfg.source}: ok ({guard.describe()})")
     return EX_OK
 
