@@ -42,7 +42,7 @@ step "3. The config: /etc/ftpd/ftpd.conf (kept if it exists), then checked"
 if [ -e "$ROOT/etc/ftpd/ftpd.conf" ]; then
     echo "    keeping the existing $ROOT/etc/ftpd/ftpd.conf"
 else
-    run install -D -m 0640 "$SRC/deploy/ftpd.conf" "$ROOT/etc/ftpd/ftpd.conf"
+    run install -D -m 0640 "$SRC/etc/ftpd.conf" "$ROOT/etc/ftpd/ftpd.conf"
 fi
 run "$ROOT$PREFIX/bin/ftpd" -c "$ROOT/etc/ftpd/ftpd.conf" check
 

@@ -15,11 +15,12 @@ from ftpd.systemd import ActivationError
 
 EX_OK = 0
 EX_USAGE = 64
+EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_OSERR = 71
 EX_NOT_RUNNING = 3      # LSB: "program is not running"
 
-COMMANDS = ("serve", "check", "status")
+COMMANDS = ("serve", "check", "status", "passwd")
 
 
 def _server_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show the running server and its sessions "
                                  "(exit 3 if not running)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    passwd = commands.add_parser(
+        "passwd", help="create or update an account in [access] users_file "
+        "(password twice from a terminal, or one line on stdin)")
+    passwd.add_argument("user", metavar="USER")
+    passwd.add_argument("--access", choices=("read", "write"),
+                        help="what the account may do (new accounts: read)")
+    passwd.add_argument("--delete", action="store_true", help="remove the account")
     return parser
 
 
@@ -66,8 +74,13 @@ def overrides_from(args: argparse.Namespace) -> Dict[Tuple[str, str], str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ftpd.guard import Guard
+
     cfg = config_mod.load(args.config, overrides_from(args))
-    print(f"{cfg.source}: ok")
+    guard = Guard.from_config(cfg)    # TLS files, users file, user and group
+    for warning in guard.plan.warnings:
+        print(f"ftpd: warning: {warning}", file=sys.stderr)
+    print(f"{cfg.source}: ok ({guard.describe()})")
     return EX_OK
 
 
@@ -82,10 +95,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from ftpd import auth
+
+    cfg = config_mod.load(args.config, overrides_from(args))
+    path = cfg.access.users_file
+    if not path:
+        raise ConfigError("is not set: nowhere to store accounts", cfg.source,
+                          "access", "users_file")
+    try:
+        if args.delete:
+            auth.delete_user(path, args.user)
+            print(f"deleted {args.user} from {path}")
+        else:
+            auth.check_user_name(args.user)
+            access = auth.set_password(path, args.user, auth.read_password(), args.access)
+            print(f"{args.user} ({access}) saved in {path}")
+    except auth.AuthError as exc:
+        print(f"ftpd passwd: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    return EX_OK
+
+
 HANDLERS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "check": cmd_check,
     "status": cmd_status,
+    "passwd": cmd_passwd,
 }
 
 

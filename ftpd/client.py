@@ -192,6 +192,7 @@ class Client:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             digest = _digest_loop(handle) if announce_digest else None
+            handle.seek(0)       # TLS sendfile reads from the file position
             fields = [protocol.encode_name(name), str(size)] + ([digest] if digest else [])
             self.request("P", *fields)          # OK ready, or ServerError
             self._send_file(handle, size, progress)

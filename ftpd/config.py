@@ -118,6 +118,14 @@ def optional_path(text: str) -> str:
     return os.path.abspath(path) if path else ""
 
 
+def optional_account(text: str) -> str:
+    """A user or group name (or numeric id), or empty for none."""
+    name = text.strip()
+    if name and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\$?", name):
+        raise ValueError(f"{name!r} is not a user or group name")
+    return name
+
+
 def directory_path(text: str) -> str:
     path = text.strip()
     if not path:
@@ -161,6 +169,12 @@ SETTINGS: Tuple[Setting, ...] = (
             "Addresses/CIDRs allowed to send a PROXY header; others are cut off."),
     Setting("server", "pidfile", "", optional_path,
             "Write the server's pid here once listening (ftpd status finds it); empty: none."),
+    Setting("server", "user", "", optional_account,
+            "Started as root: each session drops to this user (supplementary groups cleared)."),
+    Setting("server", "group", "", optional_account,
+            "Group for sessions; empty means the primary group of [server] user."),
+    Setting("server", "chroot", "yes", parse_bool,
+            "Started as root: each session chroots into the library before reading a byte."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,
@@ -177,6 +191,18 @@ SETTINGS: Tuple[Setting, ...] = (
             "Log file (reopened on SIGUSR1); empty: stderr, or syslog with --daemon."),
     Setting("log", "transfer_log", "", optional_path,
             "One line per finished or aborted transfer (reopened on SIGUSR1); empty: none."),
+    Setting("access", "users_file", "", optional_path,
+            "Accounts file written by `ftpd passwd` (scrypt hashes); empty: no accounts."),
+    Setting("access", "login_failure_delay", "1", seconds(0),
+            "Seconds before a failed login (A) is answered."),
+    Setting("access", "max_login_failures", "3", integer(1, 1000),
+            "Failed logins after which the session gets ERR 421 and is closed."),
+    Setting("tls", "certificate", "", optional_path,
+            "PEM certificate (chain); with private_key the listener speaks TLS only."),
+    Setting("tls", "private_key", "", optional_path,
+            "PEM private key matching [tls] certificate."),
+    Setting("tls", "handshake_timeout", "10", seconds(0.01),
+            "Seconds a client has to complete the TLS handshake."),
 )
 
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

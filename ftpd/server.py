@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from ftpd import listeners as listen_mod
 from ftpd import protocol, proxy
 from ftpd.config import ConfigError
+from ftpd.guard import Guard
 from ftpd.library import Library
 from ftpd.listeners import Address, BindError, format_address
 from ftpd.peers import PeerTable
@@ -50,6 +51,7 @@ class Server:
                  title: Callable[[str], None] = lambda text: None,
                  inherited: Optional[bool] = None):
         self.config = config
+        self.guard = Guard.from_config(config)
         self.reload_config = reload_config
         self.notify = notify
         self.title = title
@@ -82,6 +84,7 @@ class Server:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, _noop_handler)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        self.guard.announce()
         self.title(f"ftpd: master {self.listen_text()}")
         log.info("ftpd serving %s on %s (max %d clients)", self.library.root,
                  self.listen_text(), self.config.server.max_clients)
@@ -151,6 +154,7 @@ class Server:
             log.warning("refused %s: %s", format_address(peer), reason)
             self.refuse(conn, reason)
             return
+        self.guard.before_fork()
         self.spawner.spawn(conn, peer)
 
     def refusal(self, ip: Optional[str]) -> Optional[str]:
@@ -183,13 +187,18 @@ class Server:
     def session_main(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> int:
         conn.setblocking(True)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Confined before the first byte from the client is read; the PROXY
+        # header comes in clear before any TLS handshake.
+        self.guard.confine(self.library.dir_fd)
         slot = None
         if self.config.server.proxy_protocol:
             peer, slot = self.proxied_peer(conn, peer)
             if slot is None:
                 return 0
         try:
-            self.run_session(conn, peer, stop)
+            secured = self.guard.handshake(conn, format_address(peer))
+            if secured is not None:
+                self.run_session(secured, peer, stop)
         finally:
             if slot is not None:
                 self.peers.release(slot)
@@ -213,10 +222,13 @@ class Server:
         peer_text = format_address(peer)
         title = f"ftpd: {peer_text}"
         self.title(f"{title} -: starting")
+        accounts = self.guard.accounts
         # `ftpd status` parses this title: peer, user, state, bytes moved.
-        session = Session(conn, peer_text, self.config, self.library, stop, report=lambda state:
-                          self.title(f"{title} {protocol.encode_text(session.who)}: {state} "
-                                     f"({session.bytes_in + session.bytes_out} bytes)"))
+        session = Session(conn, peer_text, self.config, self.library, stop,
+                          authenticate=accounts,
+                          report=lambda state: self.title(
+                              f"{title} {protocol.encode_text(session.who)}: {state} "
+                              f"({session.bytes_in + session.bytes_out} bytes)"))
         session.run()
 
     @staticmethod
@@ -288,6 +300,7 @@ class Server:
     def reload(self) -> None:
         try:
             new = self.reload_config()
+            guard = Guard.from_config(new)
         except ConfigError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
@@ -304,7 +317,8 @@ class Server:
         if (new.server.proxy_protocol, new.server.max_clients) != \
                 (self.config.server.proxy_protocol, self.config.server.max_clients):
             self.peers = self.peer_table_for(new)
-        self.config = new
+        self.config, self.guard = new, guard
+        guard.announce()
         log.info("configuration reloaded from %s", new.source)
 
     def rebind(self, new: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import time
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ class Session:
         self.library = library
         self.stop = stop
         self.authenticate = authenticate
+        self.login_failures = 0
         self.report = report
         self.stream = Stream(sock)
         self.user: Optional[str] = None
@@ -142,7 +144,7 @@ class Session:
     def require(self, level: str) -> None:
         if ACCESS_LEVELS[self.access] >= ACCESS_LEVELS[level]:
             return
-        if self.user is None:
+        if self.user is None:        # logging in is what would help
             raise ProtocolError(AUTH_REQUIRED, "login required")
         raise ProtocolError(FORBIDDEN, f"account {self.user} may not {level}")
 
@@ -175,11 +177,24 @@ class Session:
     def do_auth(self, user: str, password: str) -> None:
         access = self.authenticate(user, password) if self.authenticate else None
         if access is None:
-            log.warning("login failed for %s from %s", user, self.peer)
-            raise ProtocolError(AUTH_REQUIRED, "login failed")
+            self.login_failed(user)
         self.user, self.access = user, access
         log.info("login %s from %s", user, self.peer)
         self.send(protocol.ok(protocol.encode_text(user)))
+
+    def login_failed(self, user: str) -> None:
+        """Log (fail2ban format, see SECURITY.md), wait, then 401, or 421 at the limit."""
+        self.login_failures += 1
+        access = self.settings.access
+        address = self.peer.rsplit(":", 1)[0].strip("[]")
+        log.warning("login failed: address=%s user=%s failures=%d", address,
+                    protocol.encode_text(user)[:100], self.login_failures)
+        # Waiting on the stop fd: a draining server need not wait out the delay.
+        select.select([self.stop], [], [], access.login_failure_delay)
+        if self.login_failures >= access.max_login_failures:
+            log.warning("too many failed logins: address=%s closing", address)
+            raise ProtocolError(UNAVAILABLE, "too many failed logins")
+        raise ProtocolError(AUTH_REQUIRED, "login failed")
 
     def do_get(self, name: str, offset: int) -> None:
         fd, size = self.library.open_read(name)

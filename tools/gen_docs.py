@@ -27,10 +27,17 @@ HEADER = """\
 
 """
 
-# What a packaged server should run with, where it differs from the loopback
-# quick-start defaults.
+# What a packaged server runs with (deploy/install.sh installs this file),
+# where it differs from the loopback quick-start defaults: LAN-wide, confined
+# sessions as user ftpd, accounts only (`ftpd passwd USER --access write`).
 SHIPPED = {
+    ("server", "listen"): "0.0.0.0:8021,[::]:8021",
     ("server", "root"): "/srv/ftpd",
+    ("server", "user"): "ftpd",
+    ("server", "pidfile"): "/run/ftpd/ftpd.pid",
+    ("access", "anonymous"): "none",
+    ("access", "users_file"): "/etc/ftpd/users",
+    ("log", "transfer_log"): "/var/log/ftpd/transfer.log",
 }
 
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"

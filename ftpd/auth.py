@@ -1,0 +1,312 @@
+"""Accounts: the users file, scrypt password hashes, and `ftpd passwd`.
+
+One record per line, `user:access:hash`, where hash is a PHC-style string
+`$scrypt$ln=15,r=8,p=1$<salt>$<key>` (unpadded base64). The cost parameters
+live in each record, so raising DEFAULT_COST later leaves old records
+working until their password is next set. Blank lines and `#` comments are
+kept as they are when `ftpd passwd` rewrites the file.
+
+The parent loads the file (it may be readable by root only) and re-reads it
+before a fork when it changed; children only verify against memory, which
+also works after they have chrooted into the library.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import fcntl
+import getpass
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from typing import Dict, List, Optional, TextIO, Tuple
+
+from ftpd.config import ConfigError
+
+ACCESS = ("read", "write")
+RANKS = {"none": 0, "read": 1, "write": 2}
+USER_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\Z")
+MAX_PASSWORD = 1024          # bytes; a request line is 4096 bytes at most anyway
+SALT_BYTES = 16
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Cost:
+    log2_n: int
+    r: int
+    p: int
+
+    def text(self) -> str:
+        return f"ln={self.log2_n},r={self.r},p={self.p}"
+
+
+# 32 MiB and roughly 0.1 s per check: a login costs the attacker what it costs us.
+DEFAULT_COST = Cost(15, 8, 1)
+
+
+class AuthError(Exception):
+    """Bad input to `ftpd passwd` (unknown user, mismatched passwords...)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    user: str
+    access: str
+    cost: Cost
+    salt: bytes
+    key: bytes
+
+    def line(self) -> str:
+        return f"{self.user}:{self.access}:$scrypt${self.cost.text()}${_b64(self.salt)}${_b64(self.key)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def derive(password: str, salt: bytes, cost: Cost) -> bytes:
+    n = 1 << cost.log2_n
+    return hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n,
+                          r=cost.r, p=cost.p, dklen=KEY_BYTES,
+                          maxmem=256 * n * cost.r + (1 << 20))
+
+
+def make_record(user: str, access: str, password: str, cost: Cost = DEFAULT_COST) -> Record:
+    salt = secrets.token_bytes(SALT_BYTES)
+    return Record(user, access, cost, salt, derive(password, salt, cost))
+
+
+def verify(record: Record, password: str) -> bool:
+    return hmac.compare_digest(derive(password, record.salt, record.cost), record.key)
+
+
+_HASH = re.compile(r"\A\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)\Z")
+
+
+def parse_record(line: str) -> Record:
+    """One non-comment line -> Record; ValueError with a plain reason."""
+    parts = line.split(":", 2)
+    if len(parts) != 3:
+        raise ValueError("expected user:access:hash")
+    user, access, text = parts
+    if not USER_RE.match(user):
+        raise ValueError(f"invalid user name {user!r}")
+    if access not in ACCESS:
+        raise ValueError(f"access must be read or write, not {access!r}")
+    match = _HASH.match(text)
+    if not match:
+        raise ValueError("hash is not $scrypt$ln=N,r=R,p=P$salt$key")
+    cost = Cost(*(int(match.group(i)) for i in (1, 2, 3)))
+    if not (1 <= cost.log2_n <= 24 and cost.r >= 1 and cost.p >= 1):
+        raise ValueError("scrypt parameters out of range")
+    return Record(user, access, cost, _unb64(match.group(4)), _unb64(match.group(5)))
+
+
+def read_lines(path: str) -> List[str]:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().splitlines()
+
+
+def parse_lines(lines: List[str]) -> Dict[str, Record]:
+    """All records; ValueError naming the line of the first bad one."""
+    records: Dict[str, Record] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            record = parse_record(line)
+        except ValueError as exc:
+            raise ValueError(f"line {number}: {exc}") from exc
+        if record.user in records:
+            raise ValueError(f"line {number}: user {record.user} appears twice")
+        records[record.user] = record
+    return records
+
+
+# --- the server side ------------------------------------------------------------
+
+class Accounts:
+    """The users the server knows; callable as the session's authenticate hook."""
+
+    def __init__(self, path: str = "", source: str = "<built-in>"):
+        self.path = path
+        self.source = source
+        self.records: Dict[str, Record] = {}
+        self.stamp: Optional[Tuple[int, int, int]] = None
+        # Unknown users are checked against this, so they cost one scrypt run
+        # like a wrong password does; its key matches no password.
+        self.dummy = Record("", "read", DEFAULT_COST, secrets.token_bytes(SALT_BYTES),
+                            secrets.token_bytes(KEY_BYTES))
+        if path:
+            self.load()
+
+    def _stat(self) -> Tuple[int, int, int]:
+        info = os.stat(self.path)
+        return info.st_ino, info.st_size, info.st_mtime_ns
+
+    def load(self) -> None:
+        """Read the file now; ConfigError names it (and the line) when unusable."""
+        try:
+            stamp = self._stat()
+            records = parse_lines(read_lines(self.path))
+        except FileNotFoundError:
+            # A fresh install: no accounts until `ftpd passwd` creates the file,
+            # which refresh() then picks up without a reload.
+            self.records, self.stamp = {}, None
+            return
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError(f"users file {self.path}: {reason}", self.source,
+                              "access", "users_file") from exc
+        self.records, self.stamp = records, stamp
+
+    def refresh(self) -> Optional[str]:
+        """Reload when the file changed (`ftpd passwd` needs no restart).
+        Returns a problem to log when the new file is unusable (old one stays)."""
+        if not self.path:
+            return None
+        try:
+            if self._stat() == self.stamp:
+                return None
+            self.load()
+        except FileNotFoundError:
+            self.records, self.stamp = {}, None
+        except (OSError, ConfigError) as exc:
+            return f"users file not reloaded, keeping the previous accounts: {exc}"
+        return None
+
+    def __call__(self, user: str, password: str) -> Optional[str]:
+        """The access level of a correct login, else None (same cost either way)."""
+        record = self.records.get(user)
+        good = verify(record or self.dummy, password[:MAX_PASSWORD])
+        return record.access if good and record is not None else None
+
+
+
+# --- `ftpd passwd` -------------------------------------------------------------
+
+def check_user_name(user: str) -> str:
+    if not USER_RE.match(user):
+        raise AuthError(f"invalid user name {user!r}: use 1-64 of A-Z a-z 0-9 _ . @ - "
+                        "(not starting with . @ or -)")
+    return user
+
+
+def read_password(stdin: TextIO = sys.stdin) -> str:
+    """Twice without echo from a terminal, or one line from a pipe."""
+    if stdin.isatty():
+        try:
+            first = getpass.getpass("New password: ")
+            again = getpass.getpass("Repeat password: ")
+        except EOFError:
+            raise AuthError("no password given, nothing changed") from None
+        if again != first:
+            raise AuthError("passwords do not match, nothing changed")
+        password = first
+    else:
+        password = stdin.readline()
+        password = password[:-1] if password.endswith("\n") else password
+        password = password[:-1] if password.endswith("\r") else password
+    if not password:
+        raise AuthError("empty password, nothing changed")
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD:
+        raise AuthError(f"password longer than {MAX_PASSWORD} bytes")
+    return password
+
+
+def _existing_lines(path: str) -> List[str]:
+    try:
+        lines = read_lines(path)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        parse_lines(lines)           # refuse to rewrite a file we cannot read
+    except ValueError as exc:
+        raise AuthError(f"{path}: {exc}; fix it by hand first") from exc
+    return lines
+
+
+def set_password(path: str, user: str, password: str, access: Optional[str]) -> str:
+    """Create or update `user`; keeps its access unless one is given. Returns it."""
+    check_user_name(user)
+    with _locked(path):
+        lines = _existing_lines(path)
+        index, old = _find(lines, user)
+        access = access or (old.access if old else "read")
+        line = make_record(user, access, password).line()
+        if index is None:
+            lines.append(line)
+        else:
+            lines[index] = line
+        write_atomically(path, lines)
+    return access
+
+
+def delete_user(path: str, user: str) -> None:
+    with _locked(path):
+        lines = _existing_lines(path)
+        index, _ = _find(lines, user)
+        if index is None:
+            raise AuthError(f"no such user {user!r} in {path}")
+        del lines[index]
+        write_atomically(path, lines)
+
+
+def _find(lines: List[str], user: str) -> Tuple[Optional[int], Optional[Record]]:
+    for index, line in enumerate(lines):
+        if line.split(":", 1)[0] == user and not line.lstrip().startswith("#"):
+            return index, parse_record(line)
+    return None, None
+
+
+class _locked:
+    """flock on the file's directory: concurrent `passwd` runs never lose an edit
+    (the file itself is replaced by rename, so it cannot carry the lock)."""
+
+    def __init__(self, path: str):
+        self.directory = os.path.dirname(os.path.abspath(path))
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self.fd)
+
+
+def write_atomically(path: str, lines: List[str]) -> None:
+    """Temp file (mode 0600 from creation) + fsync + rename + fsync of the directory."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)         # whatever the umask said
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
