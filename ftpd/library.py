@@ -53,7 +53,8 @@ def temp_name(node_pid: int, session_pid: int) -> str:
     return f"{TEMP_PREFIX}{node_host()}~{node_pid}~{session_pid}~{secrets.token_hex(8)}.part"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (a permission error means it does)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -174,7 +175,7 @@ class Library:
         node = int(match.group("node"))
         return node == self.node_pid or not alive(node)
 
-    def cleanup_temps(self, alive: Callable[[int], bool] = _pid_alive) -> List[str]:
+    def cleanup_temps(self, alive: Callable[[int], bool] = pid_alive) -> List[str]:
         """Remove temps that a dead node of this host left; nothing else."""
         removed = []
         for filename in os.listdir(self.dir_fd):

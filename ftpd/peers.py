@@ -17,18 +17,10 @@ import struct
 import threading
 from typing import Optional
 
+from ftpd.library import pid_alive
+
 _SLOT = struct.Struct("!iQ46s")      # pid, thread ident, address text
 _EMPTY = _SLOT.pack(0, 0, b"")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PeerTable:
@@ -51,7 +43,7 @@ class PeerTable:
             free, same = None, 0
             for index in range(self.slots):
                 pid, ident, text = self._read(index)
-                if pid == 0 or (pid, ident) == me or not _alive(pid):
+                if pid == 0 or (pid, ident) == me or not pid_alive(pid):
                     free = index if free is None else free
                 elif text.rstrip(b"\0") == key:
                     same += 1
@@ -63,10 +55,3 @@ class PeerTable:
     def release(self, index: int) -> None:
         with self.lock:
             self._write(index, _EMPTY)
-
-    def count(self, address: str) -> int:
-        key = address.encode("ascii", "replace")[:46]
-        with self.lock:
-            return sum(1 for i in range(self.slots)
-                       if self._read(i)[0] and _alive(self._read(i)[0])
-                       and self._read(i)[2].rstrip(b"\0") == key)

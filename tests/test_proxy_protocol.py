@@ -98,3 +98,27 @@ def test_build_and_parse_roundtrip(address, port, v2):
     destination = ("::1", 8021) if address.version == 6 else ("127.0.0.1", 8021)
     header = proxy.build_v2(source, destination) if v2 else proxy.build_v1(source, destination)
     assert feed(header)[0] == (str(address), port)
+
+
+def test_peer_table_limits_per_address_across_fork_and_frees_dead_slots():
+    import os
+    from ftpd.peers import PeerTable
+
+    table = PeerTable(4)
+    first = table.admit("10.0.0.1", limit=2)
+    assert first is not None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                           # a sibling session in another process
+        try:
+            os.write(write_end, b"1" if table.admit("10.0.0.1", 2) is not None else b"0")
+            os.write(write_end, b"1" if table.admit("10.0.0.1", 2) is None else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)                     # the sibling died without releasing
+    assert os.read(read_end, 2) == b"11"   # it was admitted once, then over the limit
+    assert table.admit("10.0.0.1", 2) is not None   # its slot is free again
+    assert table.admit("10.0.0.2", 1) is not None
+    table.release(first)
+    os.close(read_end)
+    os.close(write_end)
