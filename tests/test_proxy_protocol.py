@@ -102,23 +102,29 @@ def test_build_and_parse_roundtrip(address, port, v2):
 
 def test_peer_table_limits_per_address_across_fork_and_frees_dead_slots():
     import os
+    from concurrent.futures import ThreadPoolExecutor
     from ftpd.peers import PeerTable
 
     table = PeerTable(4)
     first = table.admit("10.0.0.1", limit=2)
     assert first is not None
-    read_end, write_end = os.pipe()
+    to_child, from_parent = os.pipe()
+    from_child, to_parent = os.pipe()
     pid = os.fork()
-    if pid == 0:                           # a sibling session in another process
+    if pid == 0:                            # a sibling session in another process
         try:
-            os.write(write_end, b"1" if table.admit("10.0.0.1", 2) is not None else b"0")
-            os.write(write_end, b"1" if table.admit("10.0.0.1", 2) is None else b"0")
+            ok = table.admit("10.0.0.1", 2) is not None
+            os.write(to_parent, b"1" if ok else b"0")
+            os.read(to_child, 1)            # stay alive until told, then die unreleased
         finally:
             os._exit(0)
-    os.waitpid(pid, 0)                     # the sibling died without releasing
-    assert os.read(read_end, 2) == b"11"   # it was admitted once, then over the limit
-    assert table.admit("10.0.0.1", 2) is not None   # its slot is free again
-    assert table.admit("10.0.0.2", 1) is not None
+    with ThreadPoolExecutor(1) as other_session:   # a third session of that address
+        assert os.read(from_child, 1) == b"1"
+        assert other_session.submit(table.admit, "10.0.0.1", 2).result() is None
+        assert other_session.submit(table.admit, "10.0.0.2", 2).result() is not None
+        os.write(from_parent, b"x")
+        os.waitpid(pid, 0)
+        assert other_session.submit(table.admit, "10.0.0.1", 2).result() is not None
     table.release(first)
-    os.close(read_end)
-    os.close(write_end)
+    for fd in (to_child, from_parent, from_child, to_parent):
+        os.close(fd)
