@@ -57,7 +57,11 @@ def parse_target(text: str, timeout: float, ssl_context: Optional[ssl.SSLContext
 def build_ssl_context(cafile: Optional[str] = None, insecure: bool = False,
                       warn: Optional[TextIO] = None) -> ssl.SSLContext:
     """TLS 1.2 or newer; certificate and host name checked unless `insecure`."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot use --cafile {cafile}: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from exc
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if insecure:
         context.check_hostname = False

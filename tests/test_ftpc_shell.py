@@ -207,3 +207,17 @@ def test_shell_exits_3_when_the_server_is_unreachable(home):
     output = child.read()
     child.close()
     assert child.exitstatus == 3 and "cannot connect" in output
+
+
+def test_dash_u_prompts_at_start_and_a_failed_login_leaves_the_shell_usable(daemon, home):
+    address = f"127.0.0.1:{daemon.port}"
+    sh = Screen(address, home, "-u", "bob")
+    try:
+        sh.child.expect(re.escape("Password for bob@127.0.0.1: "))
+        sh.child.sendline("not-shown-pw")
+        out = sh.wait_prompt()
+        assert "login failed" in out and "not logged in" in out
+        assert "not-shown-pw" not in sh.screen
+        assert "0 files" in sh.run("ls")
+    finally:
+        sh.close()
