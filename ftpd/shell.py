@@ -118,9 +118,10 @@ class Shell(cmd.Cmd):
                  f"type 'open {self.target.label}' to reconnect.")
 
     def recover(self) -> None:
-        """After Ctrl-C cut a transfer, the session is gone: quietly open a new one."""
-        if self.connected or self.client is None:
+        """After Ctrl-C the session may be mid-reply: replace it with a fresh one."""
+        if self.client is None:
             return
+        self.client.close()
         try:
             self.connect()
             self.out(f"(reconnected to {self.target.label})")

@@ -100,8 +100,8 @@ def local_target(name: str, local: Optional[str]) -> str:
 class _Sink:
     """Writes downloaded chunks, hashing them and advancing the bar."""
 
-    def __init__(self, handle: BinaryIO, digest: Any, bar: Any):
-        self.handle, self.digest, self.bar = handle, digest, bar
+    def __init__(self, handle: BinaryIO, digest: Any):
+        self.handle, self.digest, self.bar = handle, digest, NullBar()
 
     def write(self, chunk: Any) -> None:
         self.handle.write(chunk)
@@ -113,6 +113,7 @@ class _Sink:
 
 def download(client: Client, name: str, target: str, options: GetOptions = GetOptions(),
              bar: ProgressFactory = no_bar) -> Outcome:
+    _check_remote_name(name)       # it becomes a local path: never ../ or /
     if os.path.lexists(target) and not options.force:
         raise LocalFileError(f"{target} already exists; use --force to replace it")
     part = part_path(target)
@@ -125,7 +126,7 @@ def download(client: Client, name: str, target: str, options: GetOptions = GetOp
     try:
         with handle:
             digest = _prefix_digest(handle, offset)
-            size = _receive(client, name, offset, _Sink(handle, digest, NullBar()), bar)
+            size = _receive(client, name, offset, _Sink(handle, digest), bar)
             os.fsync(handle.fileno())
         if verify:
             _verify(client, name, offset + size, digest.hexdigest())
@@ -134,6 +135,12 @@ def download(client: Client, name: str, target: str, options: GetOptions = GetOp
         _after_failure(exc, client, part, options.resume)
         raise _translate(exc, part, options.resume) from exc
     return Outcome(target, offset + size, digest.hexdigest() if verify else None, offset)
+
+
+def _check_remote_name(name: str) -> None:
+    problem = protocol.name_problem(name)
+    if problem:
+        raise LocalFileError(f"{name!r} cannot be a file on the server: a name {problem}")
 
 
 def _resumable_size(part: str) -> int:
@@ -159,6 +166,8 @@ def _prefix_digest(handle: BinaryIO, offset: int) -> Any:
         remaining = offset
         while remaining:
             chunk = handle.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise LocalFileError("the partial file shrank while it was being read")
             digest.update(chunk)
             remaining -= len(chunk)
     return digest
@@ -237,7 +246,7 @@ def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = 
     """`get NAME -o -`: bytes cannot be taken back, but a mismatch still fails."""
     digest = hashlib.sha256()
     try:
-        size = _receive(client, name, 0, _Sink(out, digest, NullBar()), bar)
+        size = _receive(client, name, 0, _Sink(out, digest), bar)
     except KeyboardInterrupt as exc:
         client.close()
         raise Cancelled("download cancelled") from exc

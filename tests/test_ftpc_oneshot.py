@@ -250,3 +250,10 @@ def test_ipv6_literal_with_port(make_daemon, home):
 def test_part_file_name_is_predictable():
     assert part_path("/x/y/movie.mkv") == "/x/y/.movie.mkv.ftpc-part"
     assert part_path("a b.txt") == ".a b.txt.ftpc-part"
+
+
+def test_a_remote_name_never_becomes_a_path_outside_the_target(daemon, home):
+    (home / "inside").mkdir()
+    result = run_ftpc(addr(daemon), "get", "../escape.txt", home=home, cwd=home / "inside")
+    assert result.returncode == 2 and b"cannot be a file on the server" in result.stderr
+    assert sorted(os.listdir(home)) == ["inside"] and os.listdir(home / "inside") == []
