@@ -7,6 +7,7 @@ import os
 import re
 
 import pexpect
+import psutil
 import pytest
 
 from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file
@@ -147,8 +148,11 @@ def test_login_asks_without_echo_and_failure_is_explained(daemon, shell):
 
 def test_lost_connection_is_reported_and_open_reconnects(daemon, shell):
     sh = shell()
-    for child in daemon.live_children():
+    sessions = daemon.live_children()
+    assert len(sessions) == 1
+    for child in sessions:
         child.kill()
+    psutil.wait_procs(sessions, timeout=10)
     address = f"127.0.0.1:{daemon.port}"
     offline = re.escape(f"ftpc {address} (not connected)> ")
     sh.child.sendline("ls")
