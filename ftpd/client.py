@@ -165,17 +165,22 @@ class Client:
     def get(self, name: str, dest: Union[str, BinaryIO], offset: int = 0,
             progress: Progress = None) -> int:
         """Download from `offset` into a path or a binary file; returns bytes."""
-        fields = [protocol.encode_name(name)] + ([str(offset)] if offset else [])
-        count = int(self.request("G", *fields)[0])
+        count = self.start_get(name, offset)
         if not isinstance(dest, str):
-            self._receive(dest, count, progress)
+            self.receive(dest, count, progress)
             return count
         with open(dest, "r+b" if offset else "wb") as handle:
             handle.seek(offset)
-            self._receive(handle, count, progress)
+            self.receive(handle, count, progress)
         return count
 
-    def _receive(self, handle: BinaryIO, count: int, progress: Progress) -> None:
+    def start_get(self, name: str, offset: int = 0) -> int:
+        """Send G and return the byte count; the caller must then receive() them."""
+        fields = [protocol.encode_name(name)] + ([str(offset)] if offset else [])
+        return int(self.request("G", *fields)[0])
+
+    def receive(self, handle: BinaryIO, count: int, progress: Progress = None) -> None:
+        """Read exactly `count` file bytes into anything with write()."""
         try:
             for chunk in self.stream.iter_exact(count, self.timeout):
                 handle.write(chunk)
@@ -184,6 +189,8 @@ class Client:
         except (StreamClosed, StreamTimeout) as exc:
             self.close()
             raise ConnectionLost(f"download cut short: {exc or 'timed out'}") from exc
+
+    _receive = receive      # the name it had before it was public (tests use it)
 
     def put(self, path: str, name: Optional[str] = None, progress: Progress = None,
             announce_digest: bool = True) -> Tuple[int, str]:
@@ -206,7 +213,8 @@ class Client:
         try:
             self.sock.settimeout(self.timeout)
             while sent < size:
-                step = min(size - sent, 8 << 20) if progress else size - sent
+                # small steps only to let a progress bar move
+                step = min(size - sent, 1 << 20) if progress else size - sent
                 done = self.sock.sendfile(handle, sent, step)
                 if not done:
                     raise ConnectionLost("local file shrank during upload")

@@ -1,0 +1,73 @@
+"""What ftpc prints: sizes, listings and errors in plain words."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterable, List, Optional, Sequence
+
+from ftpd import protocol
+from ftpd.client import Entry, ServerError
+
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+# What each refusal means for the person at the keyboard (protocol.md §2).
+HINTS = {
+    protocol.BAD_REQUEST: "the server did not accept the request",
+    protocol.AUTH_REQUIRED: "log in with a valid user and password (login USER, or ftpc -u USER)",
+    protocol.FORBIDDEN: "this account or server does not allow it",
+    protocol.NOT_FOUND: "list the files to check the name",
+    protocol.TOO_LARGE: "the file is larger than the server accepts",
+    protocol.BAD_OFFSET: "the local partial file is longer than the remote file",
+    protocol.UNAVAILABLE: "the server cannot take this session now; try again later",
+    protocol.TIMEOUT: "the session was idle too long",
+    protocol.DIGEST_MISMATCH: "the data was damaged on the way; nothing was stored",
+    protocol.INTERNAL: "the server hit an internal error",
+    protocol.NO_SPACE: "the server's disk is full; nothing was stored",
+}
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in UNITS:
+        if value < 1024 or unit == UNITS[-1]:
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def local_time(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
+
+
+def listing_table(entries: Iterable[Entry]) -> List[str]:
+    """`ls -l`-like lines: size, local time, name (last, so spaces are fine)."""
+    rows = sorted(entries, key=lambda e: e.name)
+    sizes = [human_size(e.size) for e in rows]
+    width = max([len(s) for s in sizes] + [len("SIZE")])
+    lines = [f"{'SIZE':>{width}}  {'MODIFIED':16}  NAME"]
+    lines += [f"{size:>{width}}  {local_time(e.mtime)}  {e.name}"
+              for size, e in zip(sizes, rows)]
+    total = sum(e.size for e in rows)
+    noun = "file" if len(rows) == 1 else "files"
+    lines.append(f"{len(rows)} {noun}, {human_size(total)} total")
+    return lines
+
+
+def listing_json(entries: Sequence[Entry]) -> str:
+    return json.dumps([{"name": e.name, "size": e.size, "mtime": e.mtime}
+                       for e in sorted(entries, key=lambda e: e.name)], indent=2)
+
+
+def describe(error: ServerError) -> str:
+    """One line a person understands, keeping the server's code and words."""
+    hint = HINTS.get(error.code)
+    text = f"server refused: {error.text} (code {error.code})"
+    return f"{text}; {hint}" if hint else text
+
+
+def transfer_summary(verb: str, path: str, size: int, digest: Optional[str],
+                     resumed_from: int = 0) -> str:
+    check = f", sha256 {digest[:16]}... verified" if digest else ", not verified"
+    resumed = f", resumed at byte {resumed_from}" if resumed_from else ""
+    return f"{verb} {path} ({human_size(size)}{resumed}{check})"

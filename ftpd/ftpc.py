@@ -1,0 +1,192 @@
+"""The `ftpc` command: an interactive shell, or one-shot commands for scripts.
+
+    ftpc HOST[:PORT]                       interactive shell
+    ftpc HOST list [--json]
+    ftpc HOST get NAME [-o PATH|-] [--force] [--continue] [--no-verify]
+    ftpc HOST put PATH [--as NAME]
+    ftpc HOST hash NAME [--json]
+
+This is the only place where ftpc's exceptions become exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Dict, Optional, Sequence
+
+from ftpd import __version__
+from ftpd.client import Client, ConnectionLost, ServerError
+from ftpd.connect import CredentialError, Target, build_ssl_context, parse_target, resolve_login
+from ftpd.display import describe, listing_json, listing_table, transfer_summary
+from ftpd.protocol import DEFAULT_PORT
+from ftpd.transfer import (Cancelled, GetOptions, LocalFileError, VerifyError, download,
+                           download_to_stream, local_target, no_bar, tqdm_bar, upload)
+
+EX_OK = 0
+EX_REFUSED = 1       # the server answered ERR (its code is printed)
+EX_USAGE = 2         # bad arguments, or a local file problem
+EX_CONNECTION = 3    # cannot connect, or the connection was lost
+EX_VERIFY = 4        # a download did not match the server's SHA-256
+EX_INTERRUPTED = 130
+
+EPILOG = f"""\
+HOST is a name, an IPv4 address or [IPv6], optionally with :PORT (default {DEFAULT_PORT}).
+Without a command, ftpc opens an interactive shell.
+
+password: -u USER takes it from $FTPC_PASSWORD, from ~/.netrc, or asks without echo;
+without -u, a ~/.netrc entry for HOST logs in. It is never read from the command line.
+
+exit status: 0 ok, 1 the server refused (its code is printed), 2 usage or local file
+problem, 3 cannot connect or connection lost, 4 download failed verification,
+130 interrupted."""
+
+
+def _common(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-u", "--user", default=default, help="log in as USER")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="no progress bar and no success messages")
+    parser.add_argument("--timeout", type=float, default=default, metavar="SECONDS",
+                        help="connect, greeting and stall timeout (default 30)")
+    parser.add_argument("--tls", action="store_true", default=default,
+                        help="speak TLS (the server's certificate is verified)")
+    parser.add_argument("--cafile", default=default, metavar="PEM",
+                        help="trust this CA certificate (implies --tls)")
+    parser.add_argument("--insecure", action="store_true", default=default,
+                        help="TLS without checking the certificate (implies --tls; unsafe)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftpc", usage="%(prog)s [OPTIONS] HOST[:PORT] [COMMAND [ARGS]]",
+        description="ftpc: client for ftpd file servers (FTPD/1).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ftpc {__version__}")
+    parser.set_defaults(user=None, quiet=False, timeout=30.0, tls=False, cafile=None,
+                        insecure=False)
+    _common(parser, argparse.SUPPRESS)
+    parser.add_argument("host", metavar="HOST[:PORT]")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = commands.add_parser("list", help="list the files on the server")
+    sub.add_argument("--json", action="store_true", help="print a JSON array")
+    sub = commands.add_parser("get", help="download NAME")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("-o", "--output", metavar="PATH", help="where to save it ('-' = stdout)")
+    sub.add_argument("-f", "--force", action="store_true", help="replace an existing file")
+    sub.add_argument("-c", "--continue", dest="resume", action="store_true",
+                     help="resume an interrupted download (always verified)")
+    sub.add_argument("--no-verify", dest="verify", action="store_false",
+                     help="skip the SHA-256 check after downloading")
+    sub = commands.add_parser("put", help="upload PATH (the server checks its SHA-256)")
+    sub.add_argument("path", metavar="PATH")
+    sub.add_argument("--as", dest="name", metavar="NAME", help="store under this name")
+    sub = commands.add_parser("hash", help="print the size and SHA-256 of NAME")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--json", action="store_true", help="print a JSON object")
+    for sub in commands.choices.values():
+        _common(sub, argparse.SUPPRESS)
+    return parser
+
+
+# -- one-shot commands -----------------------------------------------------------------
+
+def say(args: argparse.Namespace, text: str, stream=None) -> None:
+    if not args.quiet:
+        print(text, file=stream or sys.stdout, flush=True)
+
+
+def progress_factory(args: argparse.Namespace):
+    shown = not args.quiet and sys.stdout.isatty() and sys.stderr.isatty()
+    return tqdm_bar if shown else no_bar
+
+
+def cmd_list(client: Client, args: argparse.Namespace) -> int:
+    entries = client.list()
+    print(listing_json(entries) if args.json else "\n".join(listing_table(entries)))
+    return EX_OK
+
+
+def cmd_get(client: Client, args: argparse.Namespace) -> int:
+    if args.output == "-":
+        if args.resume:
+            raise LocalFileError("--continue needs a file, not standard output")
+        outcome = download_to_stream(client, args.name, sys.stdout.buffer, args.verify)
+        say(args, f"{args.name}: {outcome.size} bytes written", sys.stderr)
+        return EX_OK
+    target = local_target(args.name, args.output)
+    options = GetOptions(force=args.force, resume=args.resume, verify=args.verify)
+    outcome = download(client, args.name, target, options, progress_factory(args))
+    say(args, transfer_summary("saved", outcome.path, outcome.size, outcome.sha256,
+                               outcome.resumed_from))
+    return EX_OK
+
+
+def cmd_put(client: Client, args: argparse.Namespace) -> int:
+    outcome = upload(client, args.path, args.name, progress_factory(args))
+    say(args, transfer_summary("stored", outcome.path, outcome.size, outcome.sha256))
+    return EX_OK
+
+
+def cmd_hash(client: Client, args: argparse.Namespace) -> int:
+    size, digest = client.hash(args.name)
+    if args.json:
+        print(json.dumps({"name": args.name, "size": size, "sha256": digest}))
+    else:
+        print(f"{digest}  {args.name}")      # the sha256sum format, for sha256sum -c
+    return EX_OK
+
+
+COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "list": cmd_list, "get": cmd_get, "put": cmd_put, "hash": cmd_hash,
+}
+
+
+# -- main --------------------------------------------------------------------------------
+
+def make_target(args: argparse.Namespace) -> Target:
+    context = None
+    if args.tls or args.cafile or args.insecure:
+        context = build_ssl_context(args.cafile, args.insecure)
+    return parse_target(args.host, args.timeout, context)
+
+
+def run(args: argparse.Namespace) -> int:
+    target = make_target(args)
+    login = resolve_login(target.host, args.user)
+    if args.command is None:
+        from ftpd.shell import run_shell
+        return run_shell(target, login, quiet=args.quiet)
+    with target.connect() as client:
+        if login:
+            client.login(*login)
+        return COMMANDS[args.command](client, args)
+
+
+def fail(code: int, text: str) -> int:
+    print(f"ftpc: {text}", file=sys.stderr)
+    return code
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ServerError as exc:
+        return fail(EX_REFUSED, describe(exc))
+    except ConnectionLost as exc:
+        return fail(EX_CONNECTION, str(exc))
+    except VerifyError as exc:
+        return fail(EX_VERIFY, str(exc))
+    except Cancelled as exc:
+        return fail(EX_INTERRUPTED, str(exc))
+    except (LocalFileError, CredentialError, ValueError) as exc:
+        return fail(EX_USAGE, str(exc))
+    except KeyboardInterrupt:
+        return fail(EX_INTERRUPTED, "interrupted")
+    except OSError as exc:       # e.g. an unreadable --cafile
+        return fail(EX_USAGE, str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

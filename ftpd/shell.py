@@ -1,0 +1,357 @@
+"""ftpc's interactive shell: cmd.Cmd with readline completion and history.
+
+Every command runs through onecmd(), which turns a refusal, a local problem
+or a lost connection into one plain sentence; the shell itself goes on.
+"""
+
+from __future__ import annotations
+
+import cmd
+import getpass
+import inspect
+import os
+import shlex
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
+from ftpd.completion import DELIMS, local_paths, matches, split_partial
+from ftpd.connect import Target, resolve_login
+from ftpd.display import describe, human_size, listing_table, transfer_summary
+from ftpd.transfer import (Cancelled, GetOptions, TransferError, download, local_target,
+                           no_bar, tqdm_bar, upload)
+
+try:
+    import readline
+except ImportError:        # a Python built without readline: no completion, no history
+    readline = None
+
+MENU = """\
+Commands:
+  ls                    list the files on the server
+  get NAME [LOCAL]      download (options: --force, --continue, --no-verify)
+  put LOCAL [NAME]      upload; the server checks its SHA-256
+  hash NAME             size and SHA-256 of a file on the server
+  login USER            log in (the password is asked without echo)
+  lcd [DIR]  lls        change or list the local directory
+  open HOST[:PORT]      connect to a server
+  help [COMMAND]  quit  (Ctrl-D quits too)
+Quote names with spaces: get "my file.txt". Tab completes names."""
+
+GET_FLAGS = {"-f": "force", "--force": "force", "-c": "resume", "--continue": "resume",
+             "--no-verify": "no_verify"}
+NAMES_TTL = 5.0      # seconds a listing is reused for tab completion
+HISTORY_LENGTH = 1000
+
+
+class NotConnected(Exception):
+    pass
+
+
+class UsageError(Exception):
+    pass
+
+
+def split_args(arg: str, usage: str, least: int, most: int,
+               flags: Optional[Dict[str, str]] = None) -> Tuple[List[str], set]:
+    """shlex words and options of one command; `--` ends the options."""
+    words, chosen, options_done = [], set(), False
+    for word in shlex.split(arg):
+        if not options_done and word == "--":
+            options_done = True
+        elif not options_done and word.startswith("-") and len(word) > 1:
+            if word not in (flags or {}):
+                raise UsageError(f"unknown option {word}; usage: {usage}")
+            chosen.add((flags or {})[word])
+        else:
+            words.append(word)
+    if not least <= len(words) <= most:
+        raise UsageError(f"usage: {usage}")
+    return words, chosen
+
+
+class Shell(cmd.Cmd):
+    def __init__(self, target: Target, login: Optional[Tuple[str, str]], quiet: bool = False):
+        super().__init__()
+        self.target, self.login, self.quiet = target, login, quiet
+        self.client: Optional[Client] = None
+        self.names: Tuple[float, List[str]] = (0.0, [])
+        self.history = os.environ.get("FTPC_HISTORY") or os.path.expanduser("~/.ftpc_history")
+
+    @property
+    def prompt(self) -> str:   # type: ignore[override]
+        state = "" if self.connected else " (not connected)"
+        return f"ftpc {self.target.label}{state}> "
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    def out(self, text: str) -> None:
+        print(text, file=self.stdout, flush=True)
+
+    # -- connection ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open a session with self.target and log in if we have credentials."""
+        self.client = None
+        self.client = self.target.connect()
+        self.names = (0.0, [])
+        if self.login:
+            try:
+                who = self.client.login(*self.login)
+            except ServerError as exc:
+                self.out(describe(exc) + "; you are not logged in")
+            else:
+                self.out(f"Logged in as {who}.")
+
+    def need(self) -> Client:
+        if not self.connected:
+            raise NotConnected()
+        assert self.client is not None
+        return self.client
+
+    def lost(self, reason: str) -> None:
+        self.client = None
+        self.out(f"{reason}\nThe connection to {self.target.label} is closed; "
+                 f"type 'open {self.target.label}' to reconnect.")
+
+    def recover(self) -> None:
+        """After Ctrl-C the session may be mid-reply: replace it with a fresh one."""
+        if self.client is None:
+            return
+        self.client.close()
+        try:
+            self.connect()
+            self.out(f"(reconnected to {self.target.label})")
+        except ClientError as exc:
+            self.lost(str(exc))
+
+    def bar(self) -> Callable:
+        return tqdm_bar if not self.quiet and sys.stdout.isatty() else no_bar
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.load_history()
+        intro = f"Connected to {self.target.label}: {self.client.greeting}\n{MENU}" \
+            if self.client else MENU
+        try:
+            while True:
+                try:
+                    self.cmdloop(intro)
+                    return 0
+                except KeyboardInterrupt:     # Ctrl-C at the prompt: a fresh line
+                    self.out("")
+                    intro = ""
+        finally:
+            self.save_history()
+            if self.connected:
+                self.client.__exit__(None, None, None)
+
+    def onecmd(self, line: str) -> bool:
+        try:
+            return super().onecmd(line)
+        except NotConnected:
+            self.out(f"Not connected; type 'open {self.target.label}' to connect.")
+        except ServerError as exc:
+            self.out(describe(exc))
+            if self.client is not None and self.client.closed:
+                self.lost("The server ended the session.")
+        except ConnectionLost as exc:
+            self.lost(str(exc))
+        except Cancelled as exc:
+            self.out(str(exc))
+            self.recover()
+        except KeyboardInterrupt:
+            self.out("Interrupted.")
+            self.recover()
+        except (UsageError, TransferError) as exc:
+            self.out(str(exc))
+        except (ValueError, OSError) as exc:     # unbalanced quotes, lcd to nowhere...
+            self.out(f"error: {exc}")
+        return False
+
+    def emptyline(self) -> bool:
+        return False           # cmd.Cmd would repeat the last command: surprising
+
+    def default(self, line: str) -> bool:
+        self.out(f"Unknown command {line.split()[0]!r}; type 'help' for the list.")
+        return False
+
+    def do_help(self, arg: str) -> None:
+        """help [COMMAND]: the command list, or how to use one command."""
+        name = arg.strip()
+        if not name:
+            self.out(MENU)
+            return
+        method = getattr(self, f"do_{name}", None)
+        if method is None or not method.__doc__:
+            self.out(f"No command {name!r}; type 'help' for the list.")
+        else:
+            self.out(inspect.cleandoc(method.__doc__))
+
+    # -- history -------------------------------------------------------------------------
+
+    def preloop(self) -> None:
+        if readline is not None:
+            readline.set_completer_delims(DELIMS)
+
+    def load_history(self) -> None:
+        if readline is not None and os.path.exists(self.history):
+            try:
+                readline.read_history_file(self.history)
+            except OSError:
+                pass
+        if readline is not None:
+            readline.set_history_length(HISTORY_LENGTH)
+
+    def save_history(self) -> None:
+        if readline is not None:
+            try:
+                readline.write_history_file(self.history)
+            except OSError as exc:
+                self.out(f"(history not saved: {exc.strerror})")
+
+    # -- remote commands -------------------------------------------------------------------
+
+    def do_ls(self, arg: str) -> None:
+        """ls: list the files on the server (size, local time, name)."""
+        split_args(arg, "ls", 0, 0)
+        entries = self.need().list()
+        self.names = (time.monotonic(), [e.name for e in entries])
+        self.out("\n".join(listing_table(entries)))
+
+    do_list = do_ls
+
+    def do_get(self, arg: str) -> None:
+        """get [--force] [--continue] [--no-verify] NAME [LOCAL]: download NAME.
+
+        It is saved as LOCAL (or into the directory LOCAL), else as NAME here,
+        only once complete and its SHA-256 matches the server's. --force
+        replaces an existing file; --continue resumes a cut download."""
+        usage = "get [--force] [--continue] [--no-verify] NAME [LOCAL]"
+        words, flags = split_args(arg, usage, 1, 2, GET_FLAGS)
+        options = GetOptions("force" in flags, "resume" in flags, "no_verify" not in flags)
+        target = local_target(words[0], words[1] if len(words) > 1 else None)
+        outcome = download(self.need(), words[0], target, options, self.bar())
+        self.out(transfer_summary("Saved", outcome.path, outcome.size, outcome.sha256,
+                                  outcome.resumed_from))
+
+    def do_put(self, arg: str) -> None:
+        """put LOCAL [NAME]: upload a local file, as NAME if given.
+
+        Its SHA-256 is announced, so the server stores it only if it arrived
+        intact; until then the old file of that name stays as it was."""
+        words, _ = split_args(arg, "put LOCAL [NAME]", 1, 2)
+        outcome = upload(self.need(), words[0], words[1] if len(words) > 1 else None,
+                         self.bar())
+        self.names = (0.0, [])
+        self.out(transfer_summary("Stored", outcome.path, outcome.size, outcome.sha256))
+
+    def do_hash(self, arg: str) -> None:
+        """hash NAME: the size and SHA-256 of a file on the server."""
+        words, _ = split_args(arg, "hash NAME", 1, 1)
+        size, digest = self.need().hash(words[0])
+        self.out(f"{digest}  {words[0]}  ({human_size(size)})")
+
+    def do_login(self, arg: str) -> None:
+        """login USER: log in; the password is asked without echo."""
+        words, _ = split_args(arg, "login USER", 1, 1)
+        client = self.need()
+        password = getpass.getpass(f"Password for {words[0]}: ")
+        who = client.login(words[0], password)
+        self.login = (words[0], password)
+        self.out(f"Logged in as {who}.")
+
+    def do_open(self, arg: str) -> None:
+        """open HOST[:PORT]: connect to a server (the current one is left)."""
+        words, _ = split_args(arg, "open HOST[:PORT]", 0, 1)
+        target = self.target.with_address(words[0]) if words else self.target
+        if self.connected:
+            self.client.__exit__(None, None, None)
+        if target.host != self.target.host:
+            self.login = resolve_login(target.host, None)
+        self.target = target
+        self.connect()
+        self.out(f"Connected to {target.label}: {self.client.greeting}")
+
+    # -- local commands ---------------------------------------------------------------------
+
+    def do_lcd(self, arg: str) -> None:
+        """lcd [DIR]: change the local directory (home without DIR)."""
+        words, _ = split_args(arg, "lcd [DIR]", 0, 1)
+        os.chdir(os.path.expanduser(words[0] if words else "~"))
+        self.out(f"Local directory: {os.getcwd()}")
+
+    def do_lls(self, arg: str) -> None:
+        """lls: list the local directory."""
+        split_args(arg, "lls", 0, 0)
+        entries = []
+        with os.scandir(".") as found:
+            for item in found:
+                if not item.name.startswith("."):
+                    info = item.stat()
+                    suffix = "/" if item.is_dir() else ""
+                    entries.append(Entry(item.name + suffix, info.st_size, int(info.st_mtime)))
+        self.out(f"{os.getcwd()}:\n" + "\n".join(listing_table(entries)))
+
+    def do_quit(self, arg: str) -> bool:
+        """quit (or exit, or Ctrl-D): leave ftpc."""
+        return True
+
+    do_exit = do_quit
+
+    def do_EOF(self, arg: str) -> bool:   # noqa: N802 (cmd.Cmd's name for Ctrl-D)
+        """Ctrl-D: leave ftpc."""
+        self.out("")
+        return True
+
+    # -- completion -----------------------------------------------------------------------
+
+    def remote_names(self, prefix: str) -> List[str]:
+        stamp, names = self.names
+        if self.connected and time.monotonic() - stamp > NAMES_TTL:
+            try:
+                names = [e.name for e in self.need().list()]
+            except ClientError:
+                return []
+            self.names = (time.monotonic(), names)
+        return names
+
+    def _complete(self, line: str, begidx: int, endidx: int,
+                  sources: Sequence[Callable[[str], List[str]]]) -> List[str]:
+        partial = split_partial(line[:endidx])
+        if partial.value.startswith("-"):
+            return []
+        position = len([w for w in partial.words[1:] if not w.startswith("-")])
+        source = sources[min(position, len(sources) - 1)]
+        return matches(partial, source(partial.value), begidx, line[:endidx])
+
+    def complete_get(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx, (self.remote_names, local_paths))
+
+    def complete_hash(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx, (self.remote_names,))
+
+    def complete_put(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx, (local_paths, self.remote_names))
+
+    def complete_lcd(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx,
+                              (lambda prefix: local_paths(prefix, dirs_only=True),))
+
+
+def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False) -> int:
+    """ftpc without a command. Exit 3 if the first connection fails, else 0."""
+    shell = Shell(target, login, quiet)
+    try:
+        shell.connect()
+    except ConnectionLost as exc:
+        print(f"ftpc: {exc}", file=sys.stderr)
+        return 3
+    except ServerError as exc:
+        print(f"ftpc: {describe(exc)}", file=sys.stderr)
+        return 1
+    return shell.run()
