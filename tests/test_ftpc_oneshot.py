@@ -246,8 +246,8 @@ def test_password_comes_from_env_or_netrc_never_argv(daemon, home):
     (home / ".netrc").chmod(0o600)
     from_netrc = run_ftpc(addr(daemon), "list", home=home)
     assert from_netrc.returncode == 1 and b"401" in from_netrc.stderr
-    wait_until(lambda: "login failed for carol" in daemon.log(), what="netrc login")
-    assert "login failed for alice" in daemon.log()
+    wait_until(lambda: "login failed: address=127.0.0.1 user=carol " in daemon.log(), what="netrc login")
+    assert "login failed: address=127.0.0.1 user=alice " in daemon.log()
     no_tty = run_ftpc("-u", "bob", addr(daemon), "list", home=home)
     assert no_tty.returncode == 2 and b"FTPC_PASSWORD" in no_tty.stderr
 
