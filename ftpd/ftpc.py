@@ -5,6 +5,7 @@
     ftpc HOST get NAME [-o PATH|-] [--force] [--continue] [--no-verify]
     ftpc HOST put PATH [--as NAME]
     ftpc HOST hash NAME [--json]
+    ftpc --retries N HOST get NAME         resume through a balancer after a cut
 
 This is the only place where ftpc's exceptions become exit codes.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Callable, Dict, Optional, Sequence
 
 from ftpd import __version__
@@ -55,6 +57,9 @@ def _common(parser: argparse.ArgumentParser, default: object) -> None:
                         help="trust this CA certificate (implies --tls)")
     parser.add_argument("--insecure", action="store_true", default=default,
                         help="TLS without checking the certificate (implies --tls; unsafe)")
+    parser.add_argument("--retries", type=int, default=default, metavar="N",
+                        help="after a lost connection (or ERR 421), reconnect and try again "
+                             "up to N times; a download resumes where it broke (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ftpc {__version__}")
     parser.set_defaults(user=None, quiet=False, timeout=30.0, tls=False, cafile=None,
-                        insecure=False)
+                        insecure=False, retries=0)
     _common(parser, argparse.SUPPRESS)
     parser.add_argument("host", metavar="HOST[:PORT]")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -157,10 +162,32 @@ def run(args: argparse.Namespace) -> int:
     if args.command is None:
         from ftpd.shell import run_shell
         return run_shell(target, login, quiet=args.quiet)
-    with target.connect() as client:
-        if login:
-            client.login(*login)
-        return COMMANDS[args.command](client, args)
+    for attempt in range(max(args.retries, 0) + 1):
+        try:
+            with target.connect() as client:
+                if login:
+                    client.login(*login)
+                return COMMANDS[args.command](client, args)
+        except (ConnectionLost, ServerError) as exc:
+            if attempt >= args.retries or not _retryable(exc):
+                raise
+            _before_retry(args, exc, attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _retryable(exc: Exception) -> bool:
+    # A lost connection, or a node that is draining or full: another try
+    # (through a load balancer, likely on another node) can succeed.
+    return isinstance(exc, ConnectionLost) or exc.code in (408, 421)
+
+
+def _before_retry(args: argparse.Namespace, exc: Exception, attempt: int) -> None:
+    delay = min(0.5 * 2 ** attempt, 5.0)
+    say(args, f"ftpc: {exc}; retrying in {delay:g}s ({attempt + 1}/{args.retries})",
+        sys.stderr)
+    time.sleep(delay)
+    if args.command == "get" and args.output != "-":
+        args.resume = True      # go on from the partial the broken attempt kept
 
 
 def fail(code: int, text: str) -> int:

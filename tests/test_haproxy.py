@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -191,35 +192,44 @@ def test_untrusted_or_missing_proxy_header_is_cut_off(make_daemon):
     wait_until(lambda: "session start 198.51.100.1:999" in node.log(), what="real address")
 
 
-def test_node_killed_mid_download_resume_through_balancer(cluster, tmp_path):
+def test_node_killed_mid_download_ftpc_retries_and_resumes(cluster, tmp_path):
+    """ftpc --retries: the node serving a download dies; the download goes on
+    from where it broke on another node, through the balancer, and is verified."""
+    from tests.ftpc_util import Relay, run_ftpc
+
     nodes, balancer, shared = cluster
-    data = os.urandom(32 << 20)
+    data = os.urandom(48 << 20)
     (shared / "big").write_bytes(data)
-    out = tmp_path / "big.part"
-    with balancer.client() as c:
-        c.request("G", "big")
-        serving = wait_until(lambda: [n for n in nodes if n.live_children() and
-                                      "G big" in " ".join(" ".join(ch.cmdline())
-                                                          for ch in n.live_children())],
-                             what="the serving node")[0]
-        got = 0
-        with open(out, "wb") as handle:
-            try:
-                for chunk in c.stream.iter_exact(len(data), 10):
-                    handle.write(chunk)
-                    got += len(chunk)
-                    if got >= 4 << 20 and serving.proc.poll() is None:
-                        for child in serving.children():
-                            child.kill()
-                        serving.proc.kill()
-            except Exception:
-                pass       # the cut is the point of this test
-    assert 0 < got < len(data)
-    wait_until(lambda: balancer.greets(), what="the balancer to route around the dead node")
-    with balancer.client() as c:
-        c.get("big", str(out), offset=got)
-        assert c.hash("big")[1] == hashlib.sha256(data).hexdigest()
-    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    # The relay is the client's network path: it stalls after 8 MiB, so the
+    # serving node is caught mid-transfer, and then that node is killed.
+    relay = Relay(balancer.port, 8 << 20, mode="stall")
+    killer = threading.Thread(target=kill_serving_node, args=(nodes, relay), daemon=True)
+    killer.start()
+    try:
+        result = run_ftpc("--retries", "3", "--timeout", "3", relay.address, "get", "big",
+                          home=tmp_path, timeout=120)
+    finally:
+        relay.close()
+    killer.join(30)
+    assert result.returncode == 0, result.stderr
+    assert "retrying" in result.stderr.decode()
+    assert (tmp_path / "big").read_bytes() == data
+    served = [n for n in nodes if n.proc.poll() is None and
+              re.search(r"anonymous G big bytes=(\d+)", n.log())]
+    resumed = [int(m) for n in served for m in re.findall(r"anonymous G big bytes=(\d+)",
+                                                          n.log())]
+    assert any(0 < size < len(data) for size in resumed), "the rest came from another node"
+
+
+def kill_serving_node(nodes, relay) -> None:
+    relay.broken.wait(60)
+    for node in nodes:
+        titles = " ".join(" ".join(c.cmdline()) for c in node.live_children())
+        if "G big" in titles:
+            node.proc.kill()
+            for child in node.children():
+                child.kill()
+            return
 
 
 def test_draining_node_loses_no_session(cluster, tmp_path):
