@@ -154,3 +154,21 @@ def test_reload_with_a_broken_certificate_keeps_tls_working(make_daemon, pki, tm
     with tls_client(daemon, pki.client_context()) as c:
         assert c.list() == []
 
+
+
+def test_ftpc_over_tls_against_the_real_daemon(make_daemon, pki, tmp_path):
+    from tests.ftpc_util import run_ftpc
+
+    daemon = make_daemon(tls_settings(pki))
+    (daemon.root / "secret.txt").write_bytes(b"over tls\n")
+    address = f"localhost:{daemon.port}"
+    good = run_ftpc("--cafile", str(pki.ca_cert), address, "get", "secret.txt", home=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "secret.txt").read_bytes() == b"over tls\n"
+    untrusted = run_ftpc("--tls", address, "list", home=tmp_path)
+    assert untrusted.returncode == 3                       # system CAs do not know ours
+    insecure = run_ftpc("--insecure", address, "list", "--json", home=tmp_path)
+    assert insecure.returncode == 0 and b"secret.txt" in insecure.stdout
+    assert b"warning" in insecure.stderr.lower()
+    plain = run_ftpc("--timeout", "5", address, "list", home=tmp_path)
+    assert plain.returncode != 0                           # no plaintext FTPD/1 there
