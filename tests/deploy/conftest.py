@@ -79,8 +79,11 @@ def guest() -> Iterator[Guest]:
             TIMINGS["install.sh"] = time.monotonic() - mark
             yield vm
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
         TIMINGS["total"] = time.monotonic() - started
+        if os.environ.get("FTPD_DEPLOY_KEEP"):
+            print(f"deployment test: kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -28,9 +28,11 @@ from typing import Dict, Iterable, List, Optional
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
 SUITE = "bookworm"
+# What a plain Debian 12 server has, plus the tools the guide names
+# (logrotate for the rotation policy, nc for its "try it" line).
 PACKAGES = (
     "systemd", "systemd-sysv", "udev", "linux-image-amd64",
-    "python3", "python3-venv", "procps", "iproute2",
+    "python3", "python3-venv", "procps", "iproute2", "logrotate", "netcat-openbsd",
 )
 # Documentation and translations are dead weight in a test guest.
 DPKG_OPTS = (

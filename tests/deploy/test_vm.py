@@ -203,6 +203,28 @@ def test_journal_shows_sessions_and_transfers(guest, tmp_path):
     assert "journal.bin" in guest.run("cat /var/log/ftpd/transfer.log").out
 
 
+def test_the_guides_try_it_line_works_in_the_guest(guest):
+    out = guest.run("printf 'L\\nQ\\n' | timeout 30 nc -C localhost 8021").out
+    lines = out.splitlines()
+    assert lines[0].startswith("OK FTPD/1 ") and lines[1].startswith("OK "), out
+    assert lines[-1] == "OK bye", out
+
+
+def test_log_rotation_reopens_the_transfer_log(guest, tmp_path):
+    make_writable(guest, tmp_path)
+    assert guest.run("test -s /var/log/ftpd/transfer.log && echo ok").out.strip() == "ok"
+    guest.run("logrotate -f /etc/logrotate.d/ftpd", timeout=60)
+    assert guest.run("stat -c %s /var/log/ftpd/transfer.log").out.strip() == "0"   # a new file
+    local = tmp_path / "after rotation.txt"
+    random_file(local, 1000)
+    with connect(guest) as client:
+        client.put(str(local))
+    # SIGUSR1 (sent through the pidfile) made the daemon write to the new file.
+    wait_until(lambda: "after%20rotation.txt" in guest.run("cat /var/log/ftpd/transfer.log").out,
+               30, 0.5, "the upload in the new transfer.log")
+    assert "after%20rotation" not in guest.run("cat /var/log/ftpd/transfer.log.1").out
+
+
 def test_sandboxing_is_in_force(guest):
     unit = UNIT.read_text()
     props = show(guest, "ftpd.service", "NoNewPrivileges", "ProtectSystem", "ProtectHome",
@@ -226,7 +248,7 @@ def test_sandboxing_is_in_force(guest):
         client.list()
         children = [pid for pid in cgroup_pids(guest) if pid != main_pid(guest)]
         assert children, "no session process in the service's cgroup"
-        child = proc_status(guest, children[0])
+        child = proc_status(guest, max(children))    # the newest: this client's session
         assert child["Seccomp"].strip() == "2" and child["NoNewPrivs"].strip() == "1"
         user = guide_config().get("server", "user", fallback="")
         if user:                                 # privilege drop (the security issue)
