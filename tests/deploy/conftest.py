@@ -83,10 +83,18 @@ def guest() -> Iterator[Guest]:
         if os.environ.get("FTPD_DEPLOY_KEEP"):
             print(f"deployment test: kept {workdir}")
         else:
-            shutil.rmtree(workdir, ignore_errors=True)
+            image_mod.remove_tree(workdir)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if TIMINGS:
         parts = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in TIMINGS.items())
         terminalreporter.write_line(f"deployment test timings: {parts}")
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """Host-side files of one test (up to 48 MiB), removed right after it."""
+    path = Path(tempfile.mkdtemp(prefix="ftpd-deploy-host-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,10 +123,10 @@ def obtain_image(workdir: Path, log: Path) -> BaseImage:
         build_image(staging, log)
         for old in cache_root().iterdir():      # one image at a time: no pile-up
             if old.name != staging.name and not old.name.startswith("."):
-                shutil.rmtree(old, ignore_errors=True)
+                remove_tree(old)
         os.rename(staging, target)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
     return BaseImage(target)
 
 
@@ -154,7 +155,7 @@ def build_image(out: Path, log: Path) -> None:
         (out / "packages.txt").write_text(_installed(rootfs))
         (out / "done").write_text(image_key() + "\n")
     finally:
-        shutil.rmtree(rootfs, ignore_errors=True)
+        remove_tree(rootfs)
 
 
 def _customize(rootfs: Path, log: Path, deadline: float) -> None:
@@ -195,13 +196,51 @@ def _run(argv: List[str], log: Path, deadline: float) -> None:
     with open(log, "ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
+        # A group of its own: on a timeout (or pytest's) the whole tree is
+        # stopped, and SIGTERM first lets mmdebstrap unmount its chroot.
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=remaining)
+            code = proc.wait(timeout=remaining)
         except subprocess.TimeoutExpired as exc:
+            _stop_group(proc)
             raise BuildError(f"timed out: {' '.join(argv)} (log: {log})") from exc
-    if proc.returncode != 0:
-        raise BuildError(f"exit {proc.returncode}: {' '.join(argv)}\n{_tail(log)}")
+        except BaseException:
+            _stop_group(proc)
+            raise
+    if code != 0:
+        raise BuildError(f"exit {code}: {' '.join(argv)}\n{_tail(log)}")
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _mounts_below(path: Path) -> List[str]:
+    top = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as handle:
+        points = [line.split()[4].encode().decode("unicode_escape") for line in handle]
+    return [p for p in points if p == top or p.startswith(top + os.sep)]
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf that never crosses into a mount (a killed mmdebstrap leaves its
+    chroot's /proc, /sys and /dev nodes bind-mounted from the host)."""
+    for point in sorted(_mounts_below(path), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=60)
+    left = _mounts_below(path)
+    if left:
+        raise BuildError(f"not removing {path}: still mounted below it: {left}")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _tail(log: Path, lines: int = 30) -> str:

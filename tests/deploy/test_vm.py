@@ -51,10 +51,10 @@ def accepted(guest) -> bool:
         raise
 
 
-def make_writable(guest, tmp_path: Path) -> None:
+def make_writable(guest, scratch: Path) -> None:
     """The admin's first edit: let anonymous upload (the guide ships read-only)."""
     configure(guest, "access", "anonymous", "write")
-    probe = tmp_path / "probe.txt"
+    probe = scratch / "probe.txt"
     probe.write_bytes(b"probe\n")
 
     def upload_works():
@@ -101,10 +101,10 @@ def test_host_reaches_guest_over_forwarded_port(guest):
             assert refused.value.code in (401, 403)
 
 
-def test_reload_applies_the_admins_edit(guest, tmp_path):
+def test_reload_applies_the_admins_edit(guest, scratch):
     since = guest_clock(guest)
     pid = main_pid(guest)
-    make_writable(guest, tmp_path)
+    make_writable(guest, scratch)
     assert main_pid(guest) == pid                 # reloaded in place, not restarted
     assert "configuration reloaded" in journal(guest, since)
 
@@ -123,11 +123,11 @@ def transfer_round(guest, workdir: Path, index: int, size: int) -> str:
     return name
 
 
-def test_several_clients_at_once(guest, tmp_path):
-    make_writable(guest, tmp_path)
+def test_several_clients_at_once(guest, scratch):
+    make_writable(guest, scratch)
     sizes = [1 << 20, 3 << 20, 512 << 10, 2 << 20, 1]
     with ThreadPoolExecutor(len(sizes)) as pool:
-        names = list(pool.map(lambda args: transfer_round(guest, tmp_path, *args),
+        names = list(pool.map(lambda args: transfer_round(guest, scratch, *args),
                               enumerate(sizes)))
     with connect(guest) as client:
         listed = {entry.name: entry.size for entry in client.list()}
@@ -152,25 +152,25 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_ftpc_cli_against_guest(guest, tmp_path):
+def test_ftpc_cli_against_guest(guest, scratch):
     if not (PROJECT / "ftpd" / "ftpc.py").exists():
         pytest.skip("ftpc is not in this checkout (the client CLI is another issue)")
-    make_writable(guest, tmp_path)
-    local = tmp_path / "via ftpc.txt"
+    make_writable(guest, scratch)
+    local = scratch / "via ftpc.txt"
     digest = random_file(local, 200_000)
     address = f"127.0.0.1:{guest.port}"
 
     def ftpc(*args: str) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "ftpd.ftpc", address, *args],
-                                capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120, cwd=scratch,
                                 env=dict(os.environ, PYTHONPATH=str(PROJECT)))
         assert result.returncode == 0, result.stderr
         return result
     ftpc("put", str(local))
     listed = json.loads(ftpc("list", "--json").stdout)
     assert "via ftpc.txt" in json.dumps(listed)
-    ftpc("get", "via ftpc.txt", "-o", str(tmp_path / "back.txt"))
-    assert sha256_of(tmp_path / "back.txt") == digest
+    ftpc("get", "via ftpc.txt", "-o", str(scratch / "back.txt"))
+    assert sha256_of(scratch / "back.txt") == digest
     assert digest in ftpc("hash", "via ftpc.txt").stdout
 
 
@@ -186,10 +186,10 @@ def test_reload_with_a_lower_limit_takes_effect(guest):
     wait_until(lambda: accepted(guest), 60, 0.5, "the limit lifted again")
 
 
-def test_journal_shows_sessions_and_transfers(guest, tmp_path):
-    make_writable(guest, tmp_path)
+def test_journal_shows_sessions_and_transfers(guest, scratch):
+    make_writable(guest, scratch)
     since = guest_clock(guest)
-    local = tmp_path / "journal.bin"
+    local = scratch / "journal.bin"
     digest = random_file(local, 4096)
     with connect(guest) as client:
         client.put(str(local), "journal.bin")
@@ -210,12 +210,12 @@ def test_the_guides_try_it_line_works_in_the_guest(guest):
     assert lines[-1] == "OK bye", out
 
 
-def test_log_rotation_reopens_the_transfer_log(guest, tmp_path):
-    make_writable(guest, tmp_path)
+def test_log_rotation_reopens_the_transfer_log(guest, scratch):
+    make_writable(guest, scratch)
     assert guest.run("test -s /var/log/ftpd/transfer.log && echo ok").out.strip() == "ok"
     guest.run("logrotate -f /etc/logrotate.d/ftpd", timeout=60)
     assert guest.run("stat -c %s /var/log/ftpd/transfer.log").out.strip() == "0"   # a new file
-    local = tmp_path / "after rotation.txt"
+    local = scratch / "after rotation.txt"
     random_file(local, 1000)
     with connect(guest) as client:
         client.put(str(local))
@@ -256,10 +256,10 @@ def test_sandboxing_is_in_force(guest):
             assert child["Uid"].split()[0] == uid
 
 
-def test_stop_while_a_transfer_runs(guest, tmp_path):
-    make_writable(guest, tmp_path)
+def test_stop_while_a_transfer_runs(guest, scratch):
+    make_writable(guest, scratch)
     size = 48 << 20
-    local = tmp_path / "big.bin"
+    local = scratch / "big.bin"
     digest = random_file(local, size)
     with connect(guest, timeout=120) as client:
         client.put(str(local), "big.bin")
