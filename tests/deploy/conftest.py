@@ -78,6 +78,8 @@ def guest() -> Iterator[Guest]:
             vm.install_log = install_ftpd(vm)
             TIMINGS["install.sh"] = time.monotonic() - mark
             yield vm
+            if vm.reboot_seconds:
+                TIMINGS["reboot"] = vm.reboot_seconds
     finally:
         TIMINGS["total"] = time.monotonic() - started
         if os.environ.get("FTPD_DEPLOY_KEEP"):

@@ -104,17 +104,19 @@ class Guest:
         self.buffer = b""
         self.next_id = 0
         self.boot_seconds = 0.0
+        self.reboot_seconds = 0.0
 
     def argv(self) -> List[str]:
         cpu = ["-accel", "kvm", "-cpu", "host"] if self.accel == "kvm" \
             else ["-accel", "tcg", "-cpu", "max"]
         forward = f"tcp:127.0.0.1:{self.port}-:{GUEST_FTPD_PORT}"
         return [qemu_binary() or "qemu-system-x86_64", *cpu, "-smp", "2", "-m", str(MEMORY_MB),
-                "-nodefaults", "-display", "none", "-no-reboot",
+                # Reboots stay in this qemu (the snapshot lives as long as it
+                # does); a kernel panic is caught on the console instead.
+                "-nodefaults", "-display", "none",
                 "-serial", f"file:{self.console}",
                 "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd),
-                "-append", "console=ttyS0 root=/dev/vda rw panic=-1 quiet "
-                           "systemd.show_status=error",
+                "-append", "console=ttyS0 root=/dev/vda rw quiet systemd.show_status=error",
                 "-drive", f"file={self.image.root},format=raw,if=virtio,snapshot=on",
                 "-drive", f"file={self.payload},format=raw,if=virtio,readonly=on",
                 # restrict=on: the guest reaches nothing; only the forward gets in.
@@ -161,16 +163,34 @@ class Guest:
                 time.sleep(0.1)
         return False
 
-    def wait_agent(self, deadline: float) -> None:
+    def wait_agent(self, deadline: float, old_boot: str = "") -> str:
+        """Ping until the agent of a boot other than `old_boot` answers; its boot id."""
         while time.monotonic() < deadline:
             self._alive()
+            if "Kernel panic" in self.console_tail(200):
+                raise GuestError(f"guest kernel panic:\n{self.console_tail()}")
             try:
-                self.request({"op": "ping"}, timeout=min(3.0, max(0.1, deadline - time.monotonic())))
-                return
+                reply = self.request({"op": "ping"},
+                                     timeout=min(3.0, max(0.1, deadline - time.monotonic())))
             except TimeoutError:
                 continue
+            if reply.get("out") and reply["out"] != old_boot:
+                return reply["out"]
+            time.sleep(1.0)                  # the old system, still shutting down
         raise GuestError(f"guest agent did not answer in time ({self.accel});"
                          f" console tail:\n{self.console_tail()}")
+
+    def reboot(self, timeout: float) -> float:
+        """`systemctl reboot` and wait for the new boot's agent; seconds taken."""
+        started = time.monotonic()
+        old = self.wait_agent(started + 30)
+        try:
+            self.request({"op": "run", "cmd": "systemctl reboot", "timeout": 10}, timeout=10)
+        except TimeoutError:
+            pass                             # the agent went down before it could answer
+        self.wait_agent(started + timeout, old_boot=old)
+        self.reboot_seconds = time.monotonic() - started
+        return self.reboot_seconds
 
     def _alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
