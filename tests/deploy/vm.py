@@ -135,12 +135,11 @@ class Guest:
     def start(self, boot_timeout: float) -> None:
         """Start qemu and wait until the agent answers (the guest is up)."""
         started = time.monotonic()
-        for attempt in range(3):         # the chosen port can be taken meanwhile
+        for _ in range(3):               # the chosen port can be taken meanwhile
             self.port = free_port()
-            log = open(self.workdir / "qemu.log", "ab")
-            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-            log.close()
+            with open(self.workdir / "qemu.log", "ab") as log:
+                self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL)
             if self._connect_agent(deadline=time.monotonic() + 15):
                 break
             self.stop()
@@ -153,8 +152,8 @@ class Guest:
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 return False
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.connect(str(self.agent_path))
                 self.sock = sock
                 return True
