@@ -157,6 +157,10 @@ class ForkSpawner(Spawner):
                 self.ops.kill(pid, signum)
             except ProcessLookupError:
                 pass            # already dead, reaped on the next SIGCHLD
+            except PermissionError:
+                # Sessions run as [server] user; without CAP_KILL the parent
+                # cannot reach them. Say so instead of dying mid-drain.
+                log.error("cannot signal session %d (missing CAP_KILL?)", pid)
 
     def terminate_all(self) -> None:
         self.signal_all(signal.SIGTERM)

@@ -18,9 +18,9 @@ CONF = "/etc/ftpd/ftpd.conf"
 
 
 def guide_config() -> configparser.ConfigParser:
-    """deploy/ftpd.conf from this checkout: what install.sh puts in place."""
+    """etc/ftpd.conf from this checkout: what install.sh puts in place."""
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(PROJECT / "deploy" / "ftpd.conf")
+    parser.read(PROJECT / "etc" / "ftpd.conf")
     return parser
 
 

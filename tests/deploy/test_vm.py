@@ -80,14 +80,20 @@ def test_install_follows_the_guide(guest):
     assert guest.run("getent passwd ftpd").out.startswith("ftpd:")
     assert guest.run(f"stat -c '%U:%G %a' {library_root()}").out.split() == ["ftpd:ftpd", "770"]
     # The config in place is the guide's, byte for byte, and it checks out.
-    guest.run("cmp /etc/ftpd/ftpd.conf /root/ftpd/deploy/ftpd.conf")
+    guest.run("cmp /etc/ftpd/ftpd.conf /root/ftpd/etc/ftpd.conf")
     guest.run("ftpd -c /etc/ftpd/ftpd.conf check")
 
 
 def test_host_reaches_guest_over_forwarded_port(guest):
+    # The guide's step after installing: an account (the shipped config lets
+    # nobody in anonymously), which the running server picks up unreloaded.
+    guest.run("printf 'guide-pw\\n' | ftpd -c /etc/ftpd/ftpd.conf passwd alice --access write")
     raw = RawSession(guest.port)
     try:
         assert raw.line().startswith("OK FTPD/1 ")
+        if guide_config().get("access", "anonymous", fallback="write") == "none":
+            assert raw.ask("L").startswith("ERR 401 ")
+            assert raw.ask("A alice guide-pw") == "OK alice"
         count = int(raw.ask("L").split()[1])
         for _ in range(count):                   # <size> <mtime> <name>
             size, mtime, name = raw.line().split(" ")
