@@ -144,6 +144,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Listen backlog: how many connects may queue during a burst."),
     Setting("server", "shutdown_timeout", "30", seconds(0),
             "On SIGTERM, seconds transfers may run on before sessions are killed."),
+    Setting("server", "concurrency", "fork", choice("fork", "thread"),
+            "Session model: fork (a process per client) or thread; needs a restart."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,

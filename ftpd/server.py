@@ -21,13 +21,14 @@ from ftpd.config import ConfigError
 from ftpd.library import Library
 from ftpd.listeners import Address, BindError, format_address
 from ftpd.session import Session
-from ftpd.spawn import ForkSpawner, Spawner, StopFlag
+from ftpd.spawn import ForkSpawner, Spawner, StopFlag, ThreadSpawner
 
 log = logging.getLogger("ftpd.server")
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
                    signal.SIGHUP, signal.SIGUSR1)
 ACCEPTS_PER_WAKEUP = 128   # bounded so signals are not starved during a flood
+SESSION_ENDED = bytes([signal.SIGCHLD])   # a thread's end is handled like a child's
 
 
 def open_library(config: Any) -> Library:
@@ -54,9 +55,12 @@ class Server:
             config.server.listen, config.server.backlog)
         self.inherited = bound is not None     # socket activation: never rebind
         self.library = open_library(config)
-        self.spawner: Spawner = ForkSpawner(self.session_main, self.close_in_child)
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.spawner: Spawner = (
+            ThreadSpawner(self.session_main, self.session_ended)
+            if config.server.concurrency == "thread"
+            else ForkSpawner(self.session_main, self.close_in_child))
         self.draining_until: Optional[float] = None
         self.stopping = False
 
@@ -175,8 +179,17 @@ class Server:
         title = f"ftpd: {peer_text}"
         session = Session(conn, peer_text, self.config, self.library, stop,
                           report=lambda state: self.title(f"{title} {session.who}: {state}"))
+        if not self.spawner.isolated:
+            session.report = lambda state: None   # one title per process, not per thread
         session.run()
         return 0
+
+    def session_ended(self) -> None:
+        """Called in a session thread as it ends: wake the loop to reap it."""
+        try:
+            os.write(self.wake_w, SESSION_ENDED)
+        except BlockingIOError:
+            pass    # pipe full: a wake-up is pending anyway
 
     # -- signals ---------------------------------------------------------------------
 
@@ -185,7 +198,8 @@ class Server:
             if not finished.clean:
                 log.warning("session %d (%s) ended with %s", finished.child.ident,
                             format_address(finished.child.peer), finished.status)
-                self.library.remove_session_temps(finished.child.ident)
+                if self.spawner.isolated:   # a thread's temps carry the server's pid
+                    self.library.remove_session_temps(finished.child.ident)
 
     def handle_sigterm(self) -> None:
         if self.draining_until is not None:
@@ -251,8 +265,11 @@ class Server:
         except (BindError, OSError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
+        if new.server.concurrency != self.config.server.concurrency:
+            log.warning("[server] concurrency stays %s until a restart",
+                        self.config.server.concurrency)
         if library is not None:
-            self.library.close()
+            self.spawner.retire(self.library.close)
             self.library = library
         self.config = new
         log.info("configuration reloaded from %s", new.source)
