@@ -1,0 +1,194 @@
+"""One measurement of one metric against one contestant. Each function
+returns {metric: value}; a failed run raises MeasureError."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import psutil
+
+from bench.servers import PROJECT, Contestant, Workspace, free_port, wait_for
+
+MiB = 1 << 20
+
+
+class MeasureError(Exception):
+    pass
+
+
+def run_json(argv: List[str], limit: float) -> dict:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired as exc:
+        raise MeasureError(f"{argv[1]} took more than {limit:g}s") from exc
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError) as exc:
+        raise MeasureError(f"{argv[:2]} failed: {done.stderr.strip()[-300:]}") from exc
+    if result.get("errors"):
+        raise MeasureError(f"{argv[1]} against port {argv[4]}: {result}")
+    return result
+
+
+def compile_client(out_dir: Path) -> Path:
+    """benchc, built now with the system C compiler (cc)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise MeasureError("no C compiler (cc): apt-get install gcc")
+    binary = out_dir / "benchc"
+    source = Path(__file__).with_name("benchc.c")
+    subprocess.run([compiler, "-O2", "-pthread", "-o", str(binary), str(source)],
+                   check=True, timeout=120)
+    return binary
+
+
+class Meter:
+    """The measurements, with the sizes of this run."""
+
+    def __init__(self, benchc: Path, workspace: Workspace, sizes: Dict[str, int]):
+        self.benchc = str(benchc)
+        self.ws = workspace
+        self.sizes = sizes
+        self.limit = sizes["time_limit"]
+
+    def _c(self, mode: str, who: Contestant, *args: object) -> dict:
+        argv = [self.benchc, mode, who.proto, "127.0.0.1", str(who.port)]
+        return run_json(argv + [str(a) for a in args], self.limit)
+
+    def get(self, who: Contestant) -> Dict[str, float]:
+        result = self._c("get", who, self.ws.big.name)
+        if result["bytes"] != self.ws.big_size:
+            raise MeasureError(f"get returned {result['bytes']} bytes")
+        return {"get_s": result["seconds"]}
+
+    def put(self, who: Contestant) -> Dict[str, float]:
+        who.clear_uploads()
+        sha = [self.ws.big_sha] if who.proto == "ftpd" else []
+        result = self._c("put", who, who.upload_path, self.ws.big, *sha)
+        stored = (who.upload_dir / "up.bin").stat().st_size
+        who.clear_uploads()
+        if stored != self.ws.big_size:
+            raise MeasureError(f"put stored {stored} bytes")
+        return {"put_s": result["seconds"]}
+
+    def sessions(self, who: Contestant) -> Dict[str, float]:
+        result = self._c("sessions", who, self.ws.small.name, self.sizes["sessions"],
+                         self.sizes["inflight"])
+        return {"sessions_s": result["seconds"]}
+
+    def burst(self, who: Contestant) -> Dict[str, float]:
+        argv = [self.benchc, "burst", who.proto, "127.0.0.1", str(who.port),
+                str(self.sizes["burst"]), str(self.limit / 2)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=self.limit)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        settle(who, self.limit)
+        return {"burst_s": result["seconds"], "burst_served": result["served"],
+                "burst_errors": result["connects"] - result["served"]}
+
+    def latency(self, who: Contestant) -> Dict[str, float]:
+        result = self._c("latency", who, self.sizes["latency"])
+        return {"greet_p50_ms": result["p50_ms"], "greet_p99_ms": result["p99_ms"]}
+
+    def idle_uss(self, who: Contestant) -> Dict[str, float]:
+        settle(who, self.limit)
+        before = total_uss(who)
+        count = self.sizes["idle"]
+        socks = []
+        try:
+            for _ in range(count):
+                sock = socket.create_connection(("127.0.0.1", who.port), timeout=30)
+                socks.append(sock)
+                if not read_line(sock).startswith((b"OK", b"220")):
+                    raise MeasureError(f"{who.name} did not greet idle session {len(socks)}")
+            after = total_uss(who)
+        finally:
+            for sock in socks:
+                sock.close()
+        settle(who, self.limit)
+        return {"idle_uss_mib": (after - before) / count / MiB}
+
+    def user_get(self, who: Contestant) -> Dict[str, float]:
+        """What a user sees: curl for vsftpd, the ftpd Python client for ftpd."""
+        if who.proto == "ftp":
+            url = f"ftp://127.0.0.1:{who.port}/{self.ws.big.name}"
+            return {"user_get_s": _curl(["-o", "/dev/null", url], self.limit)}
+        return {"user_get_s": self._py("get", who, self.ws.big.name)}
+
+    def user_put(self, who: Contestant) -> Dict[str, float]:
+        who.clear_uploads()
+        try:
+            if who.proto == "ftp":
+                url = f"ftp://127.0.0.1:{who.port}/{who.upload_path}"
+                return {"user_put_s": _curl(["-T", str(self.ws.big), url], self.limit)}
+            return {"user_put_s": self._py("put", who, str(self.ws.big))}
+        finally:
+            who.clear_uploads()
+
+    def _py(self, verb: str, who: Contestant, arg: str) -> float:
+        argv = [sys.executable, str(Path(__file__).with_name("pyclient.py")), verb,
+                str(who.port), arg]
+        return run_json(argv, self.limit)["seconds"]
+
+
+def _curl(args: List[str], limit: float) -> float:
+    argv = ["curl", "-s", "-S", "--max-time", str(int(limit))] + args
+    started = time.monotonic()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=limit + 5)
+    if done.returncode != 0:
+        raise MeasureError(f"curl failed: {done.stderr.strip()}")
+    return time.monotonic() - started
+
+
+def read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n") and len(data) < 4096:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def total_uss(who: Contestant) -> int:
+    total = 0
+    for proc in who.processes():
+        try:
+            total += proc.memory_full_info().uss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def settle(who: Contestant, limit: float) -> None:
+    """Wait until the sessions of the last run are gone (children or threads)."""
+    top = psutil.Process(who.proc.pid)
+    wait_for(lambda: len(top.children(recursive=True)) == 0
+             and (top.num_threads() == 1 or not who.name.endswith("thread")),
+             limit, f"{who.name} to finish its sessions")
+
+
+def loopback_ceiling(limit: float = 30) -> Dict[str, float]:
+    """iperf3 over loopback, when installed: the fastest any server could go."""
+    if shutil.which("iperf3") is None:
+        return {}
+    port = free_port()
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        done = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", "3", "-J"],
+                              capture_output=True, text=True, timeout=limit)
+        bps = json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]
+        return {"loopback_gbit_s": bps / 1e9}
+    except (subprocess.TimeoutExpired, KeyError, ValueError):
+        return {}
+    finally:
+        server.kill()
+        server.wait(5)
