@@ -26,6 +26,9 @@ ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
 Authenticator = Callable[[str, str], Optional[str]]   # -> access level or None
 
 
+GREETING = protocol.ok(protocol.PROTOCOL, f"ftpd {__version__} ready")
+
+
 class CloseSession(Exception):
     """Reply (if any) has been sent; the connection must close now."""
 
@@ -94,9 +97,9 @@ class Session:
 
     def run(self) -> None:
         started = time.monotonic()
-        log.info("session start %s", self.peer)
         try:
-            self.send(protocol.ok(protocol.PROTOCOL, f"ftpd {__version__} ready"))
+            self.send(GREETING)    # first: connect-to-greeting latency is what clients feel
+            log.info("session start %s", self.peer)
             while True:
                 self.serve_one()
         except CloseSession:
@@ -189,8 +192,9 @@ class Session:
             self.report(f"G {name}")
             started, sent = time.monotonic(), 0
             try:
-                sent = self.sock.sendfile(handle, offset, count) if count else 0
-            except (OSError, socket.timeout) as exc:
+                sent = self.stream.sendfile(handle.fileno(), offset, count,
+                                            self.settings.server.data_timeout)
+            except (StreamClosed, StreamTimeout) as exc:
                 self.log_transfer("G", name, sent, started, None, f"failed: {exc}")
                 raise CloseSession() from exc
             finally:

@@ -136,7 +136,8 @@ class ForkSpawner(Spawner):
                 signal.signal(sig, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             self.close_in_child()
-            gc.unfreeze()
+            # No gc.unfreeze(): the inherited objects stay out of collections
+            # for good, so a full GC never writes to (and copies) their pages.
             stop = StopFlag()
             # The handler does nothing: the wake-up fd makes stop readable.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)

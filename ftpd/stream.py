@@ -6,8 +6,10 @@ next request (or to an upload's data) and must stay in one buffer.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
+import struct
 import time
 from typing import Iterator, Optional
 
@@ -36,7 +38,9 @@ class Stream:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buffer = bytearray()
-        self._chunk = bytearray(CHUNK)
+        # Two receive buffers, made on the first transfer: an idle session
+        # costs no MiB, and a chunk stays intact while the next one arrives.
+        self._chunks: list = []
 
     # -- lines --------------------------------------------------------------
 
@@ -90,7 +94,10 @@ class Stream:
     # -- raw bytes ----------------------------------------------------------
 
     def iter_exact(self, size: int, stall_timeout: Optional[float]) -> Iterator[memoryview]:
-        """Yield exactly `size` bytes in chunks; StreamTimeout on a stall."""
+        """Yield exactly `size` bytes in chunks; StreamTimeout on a stall.
+
+        A chunk stays valid until the one after the next is asked for, so a
+        consumer may hash chunk k in another thread while receiving k+1."""
         remaining = size
         if self.buffer and remaining:
             take = min(len(self.buffer), remaining)
@@ -99,8 +106,12 @@ class Stream:
             remaining -= take
             yield memoryview(head)
         self.sock.settimeout(stall_timeout)
-        view = memoryview(self._chunk)
+        if not self._chunks and remaining:
+            self._chunks = [memoryview(bytearray(CHUNK)) for _ in range(2)]
+        turn = 0
         while remaining:
+            view = self._chunks[turn]
+            turn ^= 1
             try:
                 got = self.sock.recv_into(view, min(remaining, CHUNK))
             except socket.timeout as exc:
@@ -111,6 +122,27 @@ class Stream:
                 raise StreamClosed("connection closed during transfer")
             remaining -= got
             yield view[:got]
+
+    def sendfile(self, fd: int, offset: int, count: int, stall_timeout: float) -> int:
+        """Send `count` bytes of file `fd` from `offset`; returns the bytes sent
+        (fewer only if the file shrank). The socket blocks with SO_SNDTIMEO,
+        so the kernel moves the whole file in as few calls as it can."""
+        self.sock.settimeout(None)
+        seconds = int(stall_timeout)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(
+            "ll", seconds, max(int((stall_timeout - seconds) * 1e6), 1)))
+        sent = 0
+        try:
+            while sent < count:
+                done = os.sendfile(self.sock.fileno(), fd, offset + sent, count - sent)
+                if not done:
+                    break
+                sent += done
+        except BlockingIOError as exc:      # SO_SNDTIMEO passed without progress
+            raise StreamTimeout() from exc
+        except OSError as exc:
+            raise StreamClosed(str(exc)) from exc
+        return sent
 
     def send(self, data: bytes, timeout: Optional[float]) -> None:
         self.sock.settimeout(timeout)
