@@ -146,8 +146,6 @@ SETTINGS: Tuple[Setting, ...] = (
             "On SIGTERM, seconds transfers may run on before sessions are killed."),
     Setting("server", "concurrency", "fork", choice("fork", "thread"),
             "Session model: fork (a process per client) or thread; needs a restart."),
-    Setting("server", "spare_children", "4", integer(0, 1000),
-            "Fork mode: children forked ahead, each waiting for its one client."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,

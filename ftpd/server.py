@@ -60,8 +60,7 @@ class Server:
         self.spawner: Spawner = (
             ThreadSpawner(self.session_main, self.session_ended)
             if config.server.concurrency == "thread"
-            else ForkSpawner(self.session_main, self.close_in_child,
-                             spares=config.server.spare_children, title=title))
+            else ForkSpawner(self.session_main, self.close_in_child))
         self.draining_until: Optional[float] = None
         self.stopping = False
 
@@ -81,7 +80,6 @@ class Server:
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, _noop_handler)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
-        self.spawner.prepare()
         self.title(f"ftpd: master {self.listen_text()}")
         log.info("ftpd serving %s on %s (max %d clients)", self.library.root,
                  self.listen_text(), self.config.server.max_clients)
@@ -274,7 +272,6 @@ class Server:
             self.spawner.retire(self.library.close)
             self.library = library
         self.config = new
-        self.spawner.renew(new.server.spare_children)
         log.info("configuration reloaded from %s", new.source)
 
     def rebind(self, new: Any) -> None:

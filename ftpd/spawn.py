@@ -19,11 +19,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Tuple
 
-from ftpd.prefork import Spares, await_client, channel_pair
-
 log = logging.getLogger("ftpd.server")
 
-SPARE_TITLE = "ftpd: spare"   # status tools and tests tell spares from sessions by it
 SessionTarget = Callable[[socket.socket, Tuple[str, int], "StopFlag"], int]
 
 
@@ -100,12 +97,6 @@ class Spawner:
         self.children[child.ident] = child
         self.per_ip[child.peer[0]] += 1
 
-    def prepare(self) -> None:
-        """Called once the server listens: start what should be ready early."""
-
-    def renew(self, spares: int) -> None:
-        """Called after a reload with the new [server] spare_children."""
-
     def retire(self, release: Callable[[], None]) -> None:
         """Run `release` once no running session can still use what it frees
         (a replaced library): at once here, since children have their own copy."""
@@ -120,56 +111,24 @@ class Spawner:
 
 
 class ForkSpawner(Spawner):
-    """One process per session (the default): a crash takes only its client.
-    `spares` children are forked ahead of time (see prefork.py)."""
+    """One process per session (the default): a crash takes only its client."""
 
     def __init__(self, target: SessionTarget, close_in_child: Callable[[], None],
-                 ops: ProcessOps = ProcessOps(), spares: int = 0,
-                 title: Callable[[str], None] = lambda text: None):
+                 ops: ProcessOps = ProcessOps()):
         super().__init__()
-        self.title = title
         self.target = target
         self.close_in_child = close_in_child
         self.ops = ops
-        self.spares = Spares(spares)
-        self.stopped = False
 
     def spawn(self, conn: socket.socket, peer: Tuple[str, int]) -> int:
-        pid = self.spares.hand_over(conn, peer)
-        if pid is None:
-            pid = self._fork(lambda stop: self.target(conn, peer, stop))
-        self._add(Child(pid, peer))
-        conn.close()            # before the next fork, or the new spare would hold it open
-        self.prepare()          # the replacement spare: after the hand-over
-        return pid
-
-    def prepare(self) -> None:
-        while not self.stopped and len(self.spares) < self.spares.wanted:
-            ours, theirs = channel_pair()
-            pid = self._fork(lambda stop: self._spare(ours, theirs, stop))
-            theirs.close()
-            self.spares.add(pid, ours)
-
-    def renew(self, spares: int) -> None:
-        """After a reload: spares hold the old settings, so fork new ones."""
-        self._drop_spares(signal.SIGTERM)
-        self.spares.wanted = spares
-        self.prepare()
-
-    def _spare(self, ours: socket.socket, theirs: socket.socket, stop: "StopFlag") -> int:
-        ours.close()            # else the spare would never see the parent's EOF
-        self.title(SPARE_TITLE)
-        client = await_client(theirs, stop.read_fd)
-        return self.target(client[0], client[1], stop) if client else 0
-
-    def _fork(self, run: Callable[["StopFlag"], int]) -> int:
         gc.freeze()            # keep shared pages shared: no GC writes to them
         pid = self.ops.fork()
         if pid == 0:
-            self._child(run)
+            self._child(conn, peer)
+        self._add(Child(pid, peer))
         return pid
 
-    def _child(self, run: Callable[["StopFlag"], int]) -> None:
+    def _child(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
         code = 70               # EX_SOFTWARE unless the session says otherwise
         try:
             for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
@@ -177,16 +136,15 @@ class ForkSpawner(Spawner):
                 signal.signal(sig, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             self.close_in_child()
-            self.spares.close_all()     # the other spares' channels
             # No gc.unfreeze(): the inherited objects stay out of collections
             # for good, so a full GC never writes to (and copies) their pages.
             stop = StopFlag()
             # The handler does nothing: the wake-up fd makes stop readable.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
             signal.set_wakeup_fd(stop.write_fd)
-            code = run(stop)
+            code = self.target(conn, peer, stop)
         except BaseException:
-            log.exception("session in process %d crashed", os.getpid())
+            log.exception("session %s:%s crashed", *peer[:2])
         finally:
             self.ops.exit(code)
 
@@ -203,8 +161,7 @@ class ForkSpawner(Spawner):
             if pid == 0:
                 break
             if pid not in self.children:
-                self.spares.forget(pid)
-                continue        # a spare or a helper process, not a session
+                continue        # not a session (e.g. a helper process)
             finished.append(_finished(self._remove(pid), status))
         return finished
 
@@ -215,21 +172,10 @@ class ForkSpawner(Spawner):
             except ProcessLookupError:
                 pass            # already dead, reaped on the next SIGCHLD
 
-    def _drop_spares(self, signum: int) -> None:
-        for pid in self.spares.close_all():
-            try:
-                self.ops.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
     def terminate_all(self) -> None:
-        self.stopped = True
-        self._drop_spares(signal.SIGTERM)
         self.signal_all(signal.SIGTERM)
 
     def kill_all(self) -> None:
-        self.stopped = True
-        self._drop_spares(signal.SIGKILL)
         self.signal_all(signal.SIGKILL)
 
 
@@ -287,12 +233,6 @@ class ThreadSpawner(Spawner):
             finished.append(Finished(self._remove(ident), f"exit {code}", code == 0))
         self._release_retired()
         return finished
-
-    def prepare(self) -> None:
-        """Called once the server listens: start what should be ready early."""
-
-    def renew(self, spares: int) -> None:
-        """Called after a reload with the new [server] spare_children."""
 
     def retire(self, release: Callable[[], None]) -> None:
         # Sessions already running share the old object; later ones get the new.

@@ -20,7 +20,6 @@ import psutil
 import pytest
 
 from ftpd.client import Client
-from ftpd.spawn import SPARE_TITLE
 
 PROJECT = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on (\S+)")
@@ -54,13 +53,6 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def is_spare(proc: psutil.Process) -> bool:
-    try:
-        return proc.cmdline()[:1] == [SPARE_TITLE]
-    except psutil.Error:
-        return False
 
 
 class Daemon:
@@ -128,12 +120,10 @@ class Daemon:
         return sock
 
     def children(self) -> List[psutil.Process]:
-        """Session children (and zombies); spares forked ahead are not sessions."""
         try:
-            found = psutil.Process(self.pid).children()
+            return psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
             return []
-        return [child for child in found if not is_spare(child)]
 
     def live_children(self) -> List[psutil.Process]:
         alive = []

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import fork_only, is_spare, read_reply, recv_all, wait_until
+from tests.conftest import fork_only, read_reply, recv_all, wait_until
 
 thread_only = pytest.mark.parametrize("concurrency", ["thread"])
 
@@ -157,65 +157,3 @@ def test_a_killed_session_process_takes_only_its_client(daemon):
     assert read_reply(survivor) == b"OK 0\n"
     survivor.close()
     victim.close()
-
-
-def spares(daemon):
-    try:
-        found = psutil.Process(daemon.pid).children()
-    except psutil.NoSuchProcess:
-        return []
-    return [child for child in found if is_spare(child)]
-
-
-@fork_only
-def test_a_spare_child_takes_the_next_client_and_is_replaced(make_daemon):
-    daemon = make_daemon({"server": {"spare_children": 2}})
-    before = {p.pid for p in wait_until(lambda: len(spares(daemon)) == 2 and spares(daemon),
-                                        what="two spares")}
-    sock = greet(daemon)
-    [session] = wait_until(daemon.live_children, what="the session")
-    assert session.pid in before          # the greeting came from a spare, no fork
-    wait_until(lambda: len(spares(daemon)) == 2, what="the replacement spare")
-    assert session.cmdline()[0].startswith("ftpd: 127.0.0.1:")
-    sock.close()
-
-
-@fork_only
-def test_without_spares_each_session_is_forked_on_accept(make_daemon):
-    daemon = make_daemon({"server": {"spare_children": 0}})
-    with daemon.client() as client:
-        assert client.list() == []
-        assert len(daemon.live_children()) == 1
-    assert spares(daemon) == []
-
-
-@fork_only
-def test_reload_replaces_the_spares_and_sigterm_ends_them(make_daemon):
-    daemon = make_daemon({"server": {"spare_children": 3}})
-    old = {p.pid for p in wait_until(lambda: len(spares(daemon)) == 3 and spares(daemon),
-                                     what="three spares")}
-    daemon.settings["server"]["spare_children"] = 1
-    daemon.write_config()
-    daemon.send_signal(signal.SIGHUP)
-    wait_until(lambda: len(spares(daemon)) == 1 and not {p.pid for p in spares(daemon)} & old,
-               what="one new spare")
-    last = spares(daemon)
-    daemon.send_signal(signal.SIGTERM)
-    assert daemon.proc.wait(20) == 0
-    wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-                               for p in last), what="the spare to exit")
-
-
-@fork_only
-def test_spares_exit_when_the_server_is_killed(make_daemon):
-    daemon = make_daemon({"server": {"spare_children": 2}})
-    found = wait_until(lambda: len(spares(daemon)) == 2 and spares(daemon), what="spares")
-    daemon.proc.kill()
-    daemon.proc.wait(10)
-
-    def gone(proc):
-        try:
-            return proc.status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-    wait_until(lambda: all(gone(p) for p in found), what="orphaned spares to exit")
