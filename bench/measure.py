@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import psutil
 
-from bench.servers import PROJECT, Contestant, Workspace, free_port, wait_for
+from bench.servers import Contestant, Workspace, free_port, wait_for
 
 MiB = 1 << 20
 
@@ -97,8 +97,11 @@ class Meter:
         return {"greet_p50_ms": result["p50_ms"], "greet_p99_ms": result["p99_ms"]}
 
     def idle_uss(self, who: Contestant) -> Dict[str, float]:
+        """Memory of `idle` greeted sessions. USS: what ending them would free
+        (new processes' USS, plus growth of the old ones, e.g. a thread
+        server). PSS: the growth of the physical memory of the whole tree."""
         settle(who, self.limit)
-        before = total_uss(who)
+        before = memory(who)
         count = self.sizes["idle"]
         socks = []
         try:
@@ -107,12 +110,14 @@ class Meter:
                 socks.append(sock)
                 if not read_line(sock).startswith((b"OK", b"220")):
                     raise MeasureError(f"{who.name} did not greet idle session {len(socks)}")
-            after = total_uss(who)
+            after = memory(who)
         finally:
             for sock in socks:
                 sock.close()
         settle(who, self.limit)
-        return {"idle_uss_mib": (after - before) / count / MiB}
+        uss = sum(max(0, now[0] - before.get(pid, (0, 0))[0]) for pid, now in after.items())
+        pss = sum(a[1] for a in after.values()) - sum(b[1] for b in before.values())
+        return {"idle_uss_mib": uss / count / MiB, "idle_pss_mib": pss / count / MiB}
 
     def user_get(self, who: Contestant) -> Dict[str, float]:
         """What a user sees: curl for vsftpd, the ftpd Python client for ftpd."""
@@ -156,22 +161,32 @@ def read_line(sock: socket.socket) -> bytes:
     return data
 
 
-def total_uss(who: Contestant) -> int:
-    total = 0
-    for proc in who.processes():
+def memory(who: Contestant) -> Dict[int, Tuple[int, int]]:
+    """pid -> (USS, PSS) for the server and every process below it."""
+    found = {}
+    top = psutil.Process(who.proc.pid)
+    for proc in [top] + sessions_of(top):
         try:
-            total += proc.memory_full_info().uss
+            info = proc.memory_full_info()
+            found[proc.pid] = (info.uss, info.pss)
         except psutil.NoSuchProcess:
             pass
-    return total
+    return found
 
 
 def settle(who: Contestant, limit: float) -> None:
     """Wait until the sessions of the last run are gone (children or threads)."""
     top = psutil.Process(who.proc.pid)
-    wait_for(lambda: len(top.children(recursive=True)) == 0
+    wait_for(lambda: not sessions_of(top)
              and (top.num_threads() == 1 or not who.name.endswith("thread")),
              limit, f"{who.name} to finish its sessions")
+
+
+def sessions_of(top: psutil.Process) -> List[psutil.Process]:
+    try:
+        return top.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def loopback_ceiling(limit: float = 30) -> Dict[str, float]:

@@ -55,6 +55,7 @@ def rows(sizes: dict) -> List[tuple]:
         ("greet_p50_ms", f"connect to greeting p50 over {sizes['latency']} (ms)", None),
         ("greet_p99_ms", f"connect to greeting p99 over {sizes['latency']} (ms)", 1.0),
         ("idle_uss_mib", f"USS per idle session, {sizes['idle']} idle (MiB)", None),
+        ("idle_pss_mib", f"PSS growth per idle session, {sizes['idle']} idle (MiB)", None),
         ("user_get_s", f"user client get {big} (curl / ftpd.client) (s)", None),
         ("user_put_s", f"user client put {big} (curl / ftpd.client) (s)", None),
     ]
