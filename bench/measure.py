@@ -189,7 +189,7 @@ def sessions_of(top: psutil.Process) -> List[psutil.Process]:
         return []
 
 
-def loopback_ceiling(limit: float = 30) -> Dict[str, float]:
+def loopback_ceiling(seconds: int = 3, limit: float = 30) -> Dict[str, float]:
     """iperf3 over loopback, when installed: the fastest any server could go."""
     if shutil.which("iperf3") is None:
         return {}
@@ -198,7 +198,7 @@ def loopback_ceiling(limit: float = 30) -> Dict[str, float]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        done = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", "3", "-J"],
+        done = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
                               capture_output=True, text=True, timeout=limit)
         bps = json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]
         return {"loopback_gbit_s": bps / 1e9}
