@@ -4,7 +4,9 @@ returns {metric: value}; a failed run raises MeasureError."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -85,7 +87,7 @@ class Meter:
 
     def burst(self, who: Contestant) -> Dict[str, float]:
         argv = [self.benchc, "burst", who.proto, "127.0.0.1", str(who.port),
-                str(self.sizes["burst"]), str(self.limit / 2)]
+                str(self.sizes["burst"]), str(self.sizes["burst_timeout"])]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=self.limit)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         settle(who, self.limit)
@@ -119,6 +121,45 @@ class Meter:
         pss = sum(a[1] for a in after.values()) - sum(b[1] for b in before.values())
         return {"idle_uss_mib": uss / count / MiB, "idle_pss_mib": pss / count / MiB}
 
+    def put_parallel(self, who: Contestant) -> Dict[str, float]:
+        """`parallel` uploads at once: ftpd's SHA-256 makes them CPU-bound."""
+        who.clear_uploads()
+        sha = [self.ws.medium_sha] if who.proto == "ftpd" else []
+        started = time.monotonic()
+        procs = [subprocess.Popen(
+            [self.benchc, "put", who.proto, "127.0.0.1", str(who.port),
+             who.upload_path_for(str(n)), str(self.ws.medium)] + sha,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for n in range(self.sizes["parallel"])]
+        try:
+            outputs = [proc.communicate(timeout=self.limit)[0] for proc in procs]
+        except subprocess.TimeoutExpired as exc:
+            raise MeasureError(f"parallel uploads took more than {self.limit:g}s") from exc
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(5)
+        elapsed = time.monotonic() - started
+        who.clear_uploads()
+        if any(json.loads(out.strip().splitlines()[-1])["errors"] for out in outputs):
+            raise MeasureError(f"a parallel upload failed: {outputs}")
+        return {"put_parallel_s": elapsed}
+
+    def crash(self, who: Contestant) -> Dict[str, float]:
+        """Crash the process serving one of `crash` idle sessions (SIGSEGV, as
+        a fault in native code would): how many of the others still answer?"""
+        settle(who, self.limit)
+        socks = [greeted(who.port) for _ in range(self.sizes["crash"])]
+        try:
+            os.kill(serving_process(who, socks[0]), signal.SIGSEGV)
+            alive = sum(answers(who.proto, sock) for sock in socks[1:])
+        finally:
+            for sock in socks:
+                sock.close()
+        who.restart_if_dead()
+        return {"crash_survivors": alive / (len(socks) - 1)}
+
     def user_get(self, who: Contestant) -> Dict[str, float]:
         """What a user sees: curl for vsftpd, the ftpd Python client for ftpd."""
         if who.proto == "ftp":
@@ -149,6 +190,35 @@ def _curl(args: List[str], limit: float) -> float:
     if done.returncode != 0:
         raise MeasureError(f"curl failed: {done.stderr.strip()}")
     return time.monotonic() - started
+
+
+def greeted(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if not read_line(sock).startswith((b"OK", b"220")):
+        sock.close()
+        raise MeasureError(f"no greeting on port {port}")
+    return sock
+
+
+def serving_process(who: Contestant, sock: socket.socket) -> int:
+    """The pid holding the server's end of `sock` (the server's own in thread mode)."""
+    port = sock.getsockname()[1]
+    for proc in reversed(sessions_of(psutil.Process(who.proc.pid))):
+        try:
+            if any(c.raddr and c.raddr[1] == port for c in proc.net_connections("tcp")):
+                return proc.pid
+        except psutil.NoSuchProcess:
+            pass
+    return who.proc.pid
+
+
+def answers(proto: str, sock: socket.socket) -> bool:
+    try:
+        sock.settimeout(5)
+        sock.sendall(b"NOOP\r\n" if proto == "ftp" else b"L\n")
+        return read_line(sock).endswith(b"\n")   # any reply: vsftpd says 530 before login
+    except OSError:
+        return False
 
 
 def read_line(sock: socket.socket) -> bytes:

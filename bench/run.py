@@ -6,7 +6,7 @@
 Every metric is measured `--repeats` times with the contestants' order
 reversed on every other round (alternating pairs), so slow drift of a
 shared machine hits each side alike; the table shows medians and the
-ratio ftpd/vsftpd (lower is better for every row).
+ratio ftpd/vsftpd (lower is better, except for the crash row).
 """
 
 from __future__ import annotations
@@ -32,11 +32,14 @@ from bench.servers import (BenchError, Contestant, Ftpd, Vsftpd, Workspace,  # n
                            ensure_vsftpd)
 
 GiB, MiB = 1 << 30, 1 << 20
-FULL = dict(big=GiB, small=MiB, sessions=300, inflight=32, burst=1000, idle=300,
-            latency=500, repeats=5, time_limit=180)
-QUICK = dict(big=32 * MiB, small=256 << 10, sessions=40, inflight=8, burst=60, idle=20,
-             latency=60, repeats=1, time_limit=30)
-FAMILIES = ("get", "put", "sessions", "burst", "latency", "idle_uss", "user_get", "user_put")
+FULL = dict(big=GiB, small=MiB, medium=256 * MiB, parallel=4, sessions=300, inflight=32,
+            burst=1000, burst_timeout=20, idle=300, latency=500, crash=20, repeats=5,
+            time_limit=180)
+QUICK = dict(big=32 * MiB, small=256 << 10, medium=8 * MiB, parallel=4, sessions=40,
+             inflight=8, burst=60, burst_timeout=10, idle=20, latency=60, crash=5, repeats=1,
+             time_limit=30)
+FAMILIES = ("get", "put", "sessions", "burst", "latency", "idle_uss", "user_get", "user_put",
+            "put_parallel", "crash")
 
 Samples = Dict[str, Dict[str, List[float]]]
 
@@ -50,14 +53,20 @@ def rows(sizes: dict) -> List[tuple]:
         ("put_s", f"put {big}, SHA-256 + atomic commit (s)", 1.25),
         ("sessions_s", f"{sizes['sessions']} sessions, {sizes['inflight']} in flight, "
                        f"get {small} each (s)", 0.7),
-        ("burst_s", f"burst of {sizes['burst']} connects: time to greet all (s)", None),
-        ("burst_errors", f"burst of {sizes['burst']} connects: not served", None),
+        ("burst_s", f"burst of {sizes['burst']} connects: time to greet all (s, at most "
+                    f"{sizes['burst_timeout']})", None),
+        ("burst_errors", f"burst of {sizes['burst']} connects: not greeted within "
+                         f"{sizes['burst_timeout']} s", None),
         ("greet_p50_ms", f"connect to greeting p50 over {sizes['latency']} (ms)", None),
         ("greet_p99_ms", f"connect to greeting p99 over {sizes['latency']} (ms)", 1.0),
         ("idle_uss_mib", f"USS per idle session, {sizes['idle']} idle (MiB)", None),
         ("idle_pss_mib", f"PSS growth per idle session, {sizes['idle']} idle (MiB)", None),
         ("user_get_s", f"user client get {big} (curl / ftpd.client) (s)", None),
         ("user_put_s", f"user client put {big} (curl / ftpd.client) (s)", None),
+        ("put_parallel_s", f"{sizes['parallel']} parallel puts of {sizes['medium'] // MiB} MiB "
+                           "(s)", None),
+        ("crash_survivors", f"other sessions alive after one of {sizes['crash']} crashes "
+                            "(fraction, higher is better)", None),
     ]
 
 
@@ -169,7 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sizes = dict(QUICK if args.quick else FULL)
     repeats = args.repeats or sizes["repeats"]
     families = args.only.split(",") if args.only else FAMILIES
-    ws = Workspace(sizes["big"], sizes["small"])
+    ws = Workspace(sizes["big"], sizes["small"], sizes["medium"])
     contestants: List[Contestant] = []
     errors: List[str] = []
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -63,15 +64,18 @@ def ensure_vsftpd() -> str:
 class Workspace:
     """A directory on tmpfs holding the test files and every library."""
 
-    def __init__(self, big_size: int, small_size: int):
+    def __init__(self, big_size: int, small_size: int, medium_size: int):
         base = TMPFS if TMPFS.is_dir() else None
         self.dir = Path(tempfile.mkdtemp(prefix="ftpd-bench-", dir=base))
         self.big = self.dir / "big.bin"
         self.small = self.dir / "small.bin"
+        self.medium = self.dir / "medium.bin"      # the source of parallel uploads
         self.big_size, self.small_size = big_size, small_size
         self._fill(self.big, big_size)
         self._fill(self.small, small_size)
+        self._fill(self.medium, medium_size)
         self.big_sha = _sha256(self.big)
+        self.medium_sha = _sha256(self.medium)
 
     @staticmethod
     def _fill(path: Path, size: int) -> None:
@@ -90,6 +94,11 @@ class Workspace:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def no_core_dumps() -> None:
+    """The crash measurement kills a session with SIGSEGV: no core files."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _sha256(path: Path) -> str:
@@ -115,6 +124,13 @@ class Contestant:
             return [top] + top.children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+
+    def upload_path_for(self, tag: str) -> str:
+        return f"up{tag}.bin"
+
+    def restart_if_dead(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.start()
 
     def clear_uploads(self) -> None:
         for path in self.upload_dir.glob("up*.bin"):
@@ -172,11 +188,15 @@ class Vsftpd(Contestant):
         self.conf = workspace.dir / "vsftpd.conf"
         self.conf.write_text(VSFTPD_CONF.format(port=self.port, root=root))
         self.binary = binary
-        self.upload_path = "up/up.bin"
+        self.upload_path = self.upload_path_for("")
+
+    def upload_path_for(self, tag: str) -> str:
+        return f"up/up{tag}.bin"
 
     def start(self) -> "Vsftpd":
         self.proc = subprocess.Popen([self.binary, str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=no_core_dumps)
         wait_for(lambda: self._greets(), 15, "vsftpd to greet")
         return self
 
@@ -197,7 +217,7 @@ class Ftpd(Contestant):
         super().__init__()
         self.name = f"ftpd-{concurrency}"
         self.upload_dir = workspace.library(self.name)
-        self.upload_path = "up.bin"
+        self.upload_path = self.upload_path_for("")
         self.log = workspace.dir / f"{self.name}.log"
         self.conf = workspace.dir / f"{self.name}.conf"
         # SHA-256 and atomic commit are always on; fsync stays at its default (yes).
@@ -212,7 +232,7 @@ class Ftpd(Contestant):
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(self.conf)],
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=env, cwd=self.log.parent)
+                                         env=env, cwd=self.log.parent, preexec_fn=no_core_dumps)
         wait_for(self._serving, 15, f"{self.name} to listen")
         return self
 
