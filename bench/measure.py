@@ -4,7 +4,6 @@ returns {metric: value}; a failed run raises MeasureError."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -152,7 +151,12 @@ class Meter:
         settle(who, self.limit)
         socks = [greeted(who.port) for _ in range(self.sizes["crash"])]
         try:
-            os.kill(serving_process(who, socks[0]), signal.SIGSEGV)
+            victim = psutil.Process(serving_process(who, socks[0]))
+            victim.send_signal(signal.SIGSEGV)
+            try:
+                victim.wait(10)     # a zombie counts as dead
+            except psutil.TimeoutExpired:
+                pass
             alive = sum(answers(who.proto, sock) for sock in socks[1:])
         finally:
             for sock in socks:
