@@ -194,7 +194,7 @@ class Session:
             self.report(f"G {name}")
             started, sent = time.monotonic(), 0
             try:
-                sent = self.stream.sendfile(handle.fileno(), offset, count,
+                sent = self.stream.sendfile(handle, offset, count,
                                             self.settings.server.data_timeout)
             except (StreamClosed, StreamTimeout) as exc:
                 self.log_transfer("G", name, sent, started, None, f"failed: {exc}")

@@ -11,7 +11,7 @@ import select
 import socket
 import struct
 import time
-from typing import Iterator, Optional
+from typing import BinaryIO, Iterator, Optional
 
 from ftpd.protocol import MAX_LINE
 
@@ -38,6 +38,7 @@ class Stream:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buffer = bytearray()
+        self.tls = hasattr(sock, "pending")     # ssl.SSLSocket, without importing ssl
         # Two receive buffers, made on the first transfer: an idle session
         # costs no MiB, and a chunk stays intact while the next one arrives.
         self._chunks: list = []
@@ -105,33 +106,53 @@ class Stream:
             del self.buffer[:take]
             remaining -= take
             yield memoryview(head)
-        self.sock.settimeout(stall_timeout)
         if not self._chunks and remaining:
             self._chunks = [memoryview(bytearray(CHUNK)) for _ in range(2)]
+        # Blocking with SO_RCVTIMEO and MSG_WAITALL: the kernel fills a whole
+        # chunk per call, with no poll() before each recv as settimeout() does.
+        # A TLS socket decrypts in user space: Python's timeout, no flags.
+        flags = 0 if self.tls else socket.MSG_WAITALL
+        if self.tls:
+            self.sock.settimeout(stall_timeout)
+        else:
+            _kernel_timeout(self.sock, socket.SO_RCVTIMEO, stall_timeout)
         turn = 0
         while remaining:
             view = self._chunks[turn]
             turn ^= 1
+            want = min(remaining, CHUNK)
+            got = 0
+            while got < want:
+                try:
+                    step = self.sock.recv_into(view[got:want], want - got, flags)
+                except (BlockingIOError, socket.timeout) as exc:   # stalled
+                    raise StreamTimeout() from exc
+                except OSError as exc:
+                    raise StreamClosed(str(exc)) from exc
+                if not step:
+                    raise StreamClosed("connection closed during transfer")
+                got += step
+            remaining -= got
+            yield view[:got]
+
+    def sendfile(self, handle: BinaryIO, offset: int, count: int, stall_timeout: float) -> int:
+        """Send `count` bytes of the file from `offset`; returns the bytes sent
+        (fewer only if the file shrank). The socket blocks with SO_SNDTIMEO,
+        so the kernel moves the whole file in as few calls as it can."""
+        if self.tls:        # the bytes must go through the TLS layer, not sendfile(2)
+            self.sock.settimeout(stall_timeout)
             try:
-                got = self.sock.recv_into(view, min(remaining, CHUNK))
+                return self.sock.sendfile(handle, offset, count)
             except socket.timeout as exc:
                 raise StreamTimeout() from exc
             except OSError as exc:
                 raise StreamClosed(str(exc)) from exc
-            if not got:
-                raise StreamClosed("connection closed during transfer")
-            remaining -= got
-            yield view[:got]
-
-    def sendfile(self, fd: int, offset: int, count: int, stall_timeout: float) -> int:
-        """Send `count` bytes of file `fd` from `offset`; returns the bytes sent
-        (fewer only if the file shrank). The socket blocks with SO_SNDTIMEO,
-        so the kernel moves the whole file in as few calls as it can."""
-        self.sock.settimeout(None)
-        seconds = int(stall_timeout)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(
-            "ll", seconds, max(int((stall_timeout - seconds) * 1e6), 1)))
+        fd = handle.fileno()
+        _kernel_timeout(self.sock, socket.SO_SNDTIMEO, stall_timeout)
         sent = 0
+        # Corked, the kernel fills whole segments instead of pushing each
+        # splice chunk at once as TCP_NODELAY would; uncorking flushes the tail.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         try:
             while sent < count:
                 done = os.sendfile(self.sock.fileno(), fd, offset + sent, count - sent)
@@ -142,6 +163,11 @@ class Stream:
             raise StreamTimeout() from exc
         except OSError as exc:
             raise StreamClosed(str(exc)) from exc
+        finally:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            except OSError:
+                pass        # the connection is gone anyway
         return sent
 
     def send(self, data: bytes, timeout: Optional[float]) -> None:
@@ -152,3 +178,13 @@ class Stream:
             raise StreamTimeout() from exc
         except OSError as exc:
             raise StreamClosed(str(exc)) from exc
+
+
+def _kernel_timeout(sock: socket.socket, option: int, seconds: Optional[float]) -> None:
+    """Make `sock` blocking, with the kernel's own timeout (`option` is
+    SO_RCVTIMEO or SO_SNDTIMEO; None waits for ever) instead of Python's
+    poll-before-every-call emulation of a timeout."""
+    sock.settimeout(None)
+    whole = int(seconds or 0)
+    micro = int(((seconds or 0) - whole) * 1e6) or (1 if seconds and not whole else 0)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, micro))
