@@ -99,9 +99,7 @@ class Session:
         started = time.monotonic()
         try:
             self.send(GREETING)    # first: connect-to-greeting latency is what clients feel
-            # debug, not info: formatting a log line in every idle child costs
-            # ~0.5 MiB of copied pages each; "session end" carries the same facts.
-            log.debug("session start %s", self.peer)
+            log.info("session start %s", self.peer)
             while True:
                 self.serve_one()
         except CloseSession:
