@@ -86,7 +86,7 @@ class Client:
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
         self.sock = sock
-        self.stream = Stream(sock)
+        self.stream = Stream(sock, whole_chunks=False)
         self.closed = False
         self.greeting = " ".join(self._reply())
 
@@ -189,8 +189,6 @@ class Client:
         except (StreamClosed, StreamTimeout) as exc:
             self.close()
             raise ConnectionLost(f"download cut short: {exc or 'timed out'}") from exc
-
-    _receive = receive      # the name it had before it was public (tests use it)
 
     def put(self, path: str, name: Optional[str] = None, progress: Progress = None,
             announce_digest: bool = True) -> Tuple[int, str]:

@@ -175,6 +175,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Group for sessions; empty means the primary group of [server] user."),
     Setting("server", "chroot", "yes", parse_bool,
             "Started as root: each session chroots into the library before reading a byte."),
+    Setting("server", "concurrency", "fork", choice("fork", "thread"),
+            "Session model: fork (a process per client) or thread; needs a restart."),
     Setting("files", "max_file_size", "0", parse_size,
             "Largest upload accepted (K, M, G, T suffixes); 0 means unlimited."),
     Setting("files", "min_free_space", "64M", parse_size,

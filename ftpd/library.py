@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
 from ftpd import protocol
+from ftpd.hashing import OverlappedSha256
 from ftpd.protocol import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
                            TOO_LARGE, DIGEST_MISMATCH)
 
@@ -208,7 +209,7 @@ class Upload:
         self.library = library
         self.target = target
         self.temp = temp_name(library.node_pid, session_pid)
-        self.digest = hashlib.sha256()
+        self.digest = OverlappedSha256()   # hashes chunk k while k+1 arrives
         self.size = 0
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -229,6 +230,7 @@ class Upload:
     def commit(self, expected_digest: Optional[str]) -> str:
         """Verify, make durable, move into place. Returns the hex digest."""
         actual = self.digest.hexdigest()
+        self.digest.close()
         if expected_digest is not None and expected_digest != actual:
             raise LibraryError(DIGEST_MISMATCH, "sha256 mismatch, nothing stored")
         lib = self.library
@@ -259,6 +261,7 @@ class Upload:
 
     def abort(self) -> None:
         """Drop the temp; safe to call more than once and after commit."""
+        self.digest.close()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

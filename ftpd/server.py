@@ -16,14 +16,14 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ftpd import listeners as listen_mod
-from ftpd import protocol, proxy
+from ftpd import hashing, protocol, proxy
 from ftpd.config import ConfigError
 from ftpd.guard import Guard
 from ftpd.library import Library
 from ftpd.listeners import Address, BindError, format_address
 from ftpd.peers import PeerTable
 from ftpd.session import Session
-from ftpd.spawn import ForkSpawner, Spawner, StopFlag
+from ftpd.spawn import ForkSpawner, Spawner, StopFlag, ThreadSpawner
 
 log = logging.getLogger("ftpd.server")
 
@@ -31,6 +31,7 @@ HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT
                    signal.SIGHUP, signal.SIGUSR1)
 ACCEPTS_PER_WAKEUP = 128   # bounded so signals are not starved during a flood
 PROXY_HEADER_TIMEOUT = 5.0
+SESSION_ENDED = bytes([signal.SIGCHLD])   # a thread's end is handled like a child's
 
 
 def open_library(config: Any) -> Library:
@@ -62,9 +63,12 @@ class Server:
         self.inherited = bound is not None if inherited is None else inherited
         self.library = open_library(config)
         self.peers = self.peer_table_for(config)
-        self.spawner: Spawner = ForkSpawner(self.session_main, self.close_in_child)
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.spawner: Spawner = (
+            ThreadSpawner(self.session_main, self.session_ended)
+            if config.server.concurrency == "thread"
+            else ForkSpawner(self.session_main, self.close_in_child))
         self.draining_until: Optional[float] = None
         self.stopping = False
 
@@ -85,6 +89,9 @@ class Server:
             signal.signal(sig, _noop_handler)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         self.guard.announce()
+        if not self.spawner.isolated and (self.guard.plan.chroot or self.guard.plan.uid):
+            log.warning("concurrency = thread: sessions share the server's process, so they "
+                        "are neither chrooted nor dropped to [server] user; use fork")
         self.title(f"ftpd: master {self.listen_text()}")
         log.info("ftpd serving %s on %s (max %d clients)", self.library.root,
                  self.listen_text(), self.config.server.max_clients)
@@ -188,8 +195,11 @@ class Server:
         conn.setblocking(True)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Confined before the first byte from the client is read; the PROXY
-        # header comes in clear before any TLS handshake.
-        self.guard.confine(self.library.dir_fd)
+        # header comes in clear before any TLS handshake. A thread cannot be
+        # confined alone: chroot and setuid would take the whole server along.
+        if self.spawner.isolated:
+            hashing.prestart()           # confined, the process may start no thread
+            self.guard.confine(self.library.dir_fd)
         slot = None
         if self.config.server.proxy_protocol:
             peer, slot = self.proxied_peer(conn, peer)
@@ -229,6 +239,8 @@ class Server:
                           report=lambda state: self.title(
                               f"{title} {protocol.encode_text(session.who)}: {state} "
                               f"({session.bytes_in + session.bytes_out} bytes)"))
+        if not self.spawner.isolated:
+            session.report = lambda state: None   # one title per process, not per thread
         session.run()
 
     @staticmethod
@@ -237,6 +249,13 @@ class Server:
             return None
         return PeerTable(config.server.max_clients + 16)
 
+    def session_ended(self) -> None:
+        """Called in a session thread as it ends: wake the loop to reap it."""
+        try:
+            os.write(self.wake_w, SESSION_ENDED)
+        except BlockingIOError:
+            pass    # pipe full: a wake-up is pending anyway
+
     # -- signals ---------------------------------------------------------------------
 
     def handle_sigchld(self) -> None:
@@ -244,7 +263,8 @@ class Server:
             if not finished.clean:
                 log.warning("session %d (%s) ended with %s", finished.child.ident,
                             format_address(finished.child.peer), finished.status)
-                self.library.remove_session_temps(finished.child.ident)
+                if self.spawner.isolated:   # a thread's temps carry the server's pid
+                    self.library.remove_session_temps(finished.child.ident)
 
     def handle_sigterm(self) -> None:
         if self.draining_until is not None:
@@ -311,8 +331,11 @@ class Server:
         except (BindError, OSError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
+        if new.server.concurrency != self.config.server.concurrency:
+            log.warning("[server] concurrency stays %s until a restart",
+                        self.config.server.concurrency)
         if library is not None:
-            self.library.close()
+            self.spawner.retire(self.library.close)
             self.library = library
         if (new.server.proxy_protocol, new.server.max_clients) != \
                 (self.config.server.proxy_protocol, self.config.server.max_clients):

@@ -28,6 +28,9 @@ SENDFILE_STEP = 1 << 20   # sendfile in steps so the process title shows progres
 Authenticator = Callable[[str, str], Optional[str]]   # -> access level or None
 
 
+GREETING = protocol.ok(protocol.PROTOCOL, f"ftpd {__version__} ready")
+
+
 class CloseSession(Exception):
     """Reply (if any) has been sent; the connection must close now."""
 
@@ -98,9 +101,9 @@ class Session:
 
     def run(self) -> None:
         started = time.monotonic()
-        log.info("session start %s", self.peer)
         try:
-            self.send(protocol.ok(protocol.PROTOCOL, f"ftpd {__version__} ready"))
+            self.send(GREETING)    # first: connect-to-greeting latency is what clients feel
+            log.info("session start %s", self.peer)
             while True:
                 self.serve_one()
         except CloseSession:
@@ -211,20 +214,23 @@ class Session:
 
     def _send_range(self, handle: Any, name: str, offset: int,
                     count: int) -> Tuple[int, Optional[str]]:
-        """sendfile `count` bytes in steps; (bytes sent, failure or None)."""
+        """sendfile `count` bytes in steps (progress for the title);
+        (bytes sent, failure or None)."""
         step = max(SENDFILE_STEP, count // 100)
         sent = 0
         self.progress("G", name, 0, count)
         try:
             while sent < count:
-                done = self.sock.sendfile(handle, offset + sent, min(step, count - sent))
-                if not done:
-                    return sent, "failed: short file"    # it shrank under us
+                want = min(step, count - sent)
+                done = self.stream.sendfile(handle, offset + sent, want,
+                                            self.settings.server.data_timeout)
                 sent += done
                 self.bytes_out += done
+                if done < want:
+                    return sent, "failed: short file"    # it shrank under us
                 self.progress("G", name, sent, count)
-        except (OSError, socket.timeout) as exc:
-            return sent, f"failed: {exc}"
+        except (StreamClosed, StreamTimeout) as exc:
+            return sent, f"failed: {exc or 'stalled'}"
         return sent, None
 
     def do_put(self, name: str, size: int, expected: Optional[str]) -> None:

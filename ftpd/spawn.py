@@ -13,8 +13,9 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Tuple
 
@@ -48,7 +49,10 @@ class StopFlag:
             pass    # full pipe: already triggered
 
     def is_set(self) -> bool:
-        return bool(select.select([self.read_fd], [], [], 0)[0])
+        # poll, not select: in thread mode this fd may be numbered above 1024.
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):
@@ -75,6 +79,10 @@ class Finished:
 class Spawner:
     """Bookkeeping shared by both concurrency models."""
 
+    # True when each session is its own process: per-session titles, and a
+    # dead session's pid names the upload temps it may have left behind.
+    isolated = True
+
     def __init__(self) -> None:
         self.children: Dict[int, Child] = {}
         self.per_ip: Counter = Counter()
@@ -88,6 +96,11 @@ class Spawner:
     def _add(self, child: Child) -> None:
         self.children[child.ident] = child
         self.per_ip[child.peer[0]] += 1
+
+    def retire(self, release: Callable[[], None]) -> None:
+        """Run `release` once no running session can still use what it frees
+        (a replaced library): at once here, since children have their own copy."""
+        release()
 
     def _remove(self, ident: int) -> Child:
         child = self.children.pop(ident)
@@ -123,7 +136,8 @@ class ForkSpawner(Spawner):
                 signal.signal(sig, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             self.close_in_child()
-            gc.unfreeze()
+            # No gc.unfreeze(): the inherited objects stay out of collections
+            # for good, so a full GC never writes to (and copies) their pages.
             stop = StopFlag()
             # The handler does nothing: the wake-up fd makes stop readable.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -167,6 +181,97 @@ class ForkSpawner(Spawner):
 
     def kill_all(self) -> None:
         self.signal_all(signal.SIGKILL)
+
+
+class ThreadSpawner(Spawner):
+    """One thread per session in the server process: cheap to start and to
+    keep idle, but sessions share the GIL, the memory and the fate of the
+    process. Only the parent loop touches the bookkeeping; a finishing
+    thread queues its result and wakes the loop through `wake`."""
+
+    isolated = False
+    JOIN_LIMIT = 5.0           # kill_all: how long sessions may take to notice
+
+    def __init__(self, target: SessionTarget, wake: Callable[[], None]):
+        super().__init__()
+        self.target = target
+        self.wake = wake
+        self.stop = StopFlag()          # one flag reaches every session
+        self.serial = 0
+        self.threads: Dict[int, Tuple[threading.Thread, socket.socket]] = {}
+        self.done: deque = deque()      # (ident, exit code), appended by threads
+        self.abandoned: List[Finished] = []
+        self.retiring: List[Tuple[set, Callable[[], None]]] = []
+
+    def spawn(self, conn: socket.socket, peer: Tuple[str, int]) -> int:
+        # The caller closes `conn` after spawn; the thread keeps the fd itself.
+        sock = socket.socket(conn.family, conn.type, conn.proto, fileno=conn.detach())
+        self.serial += 1
+        ident = self.serial
+        thread = threading.Thread(target=self._run, args=(ident, sock, peer),
+                                  name=f"session-{ident}", daemon=True)
+        self._add(Child(ident, peer))
+        self.threads[ident] = (thread, sock)
+        thread.start()
+        return ident
+
+    def _run(self, ident: int, sock: socket.socket, peer: Tuple[str, int]) -> None:
+        code = 70
+        try:
+            code = self.target(sock, peer, self.stop)
+        except BaseException:
+            log.exception("session %s:%s crashed", *peer[:2])
+        finally:
+            sock.close()
+            self.done.append((ident, code))
+            self.wake()
+
+    def reap(self) -> List[Finished]:
+        finished, self.abandoned = self.abandoned, []
+        while self.done:
+            ident, code = self.done.popleft()
+            entry = self.threads.pop(ident, None)
+            if entry is None:
+                continue        # abandoned by kill_all, ended after all
+            entry[0].join()     # it has returned from _run, or is about to
+            finished.append(Finished(self._remove(ident), f"exit {code}", code == 0))
+        self._release_retired()
+        return finished
+
+    def retire(self, release: Callable[[], None]) -> None:
+        # Sessions already running share the old object; later ones get the new.
+        self.retiring.append((set(self.threads), release))
+        self._release_retired()
+
+    def _release_retired(self) -> None:
+        waiting = []
+        for users, release in self.retiring:
+            users &= self.threads.keys()
+            if users:
+                waiting.append((users, release))
+            else:
+                release()
+        self.retiring = waiting
+
+    def terminate_all(self) -> None:
+        self.stop.trigger()
+
+    def kill_all(self) -> None:
+        """Threads cannot be killed: cut their sockets so any blocked send,
+        recv or sendfile fails at once, and give them a bounded time to end."""
+        self.stop.trigger()
+        for _, sock in list(self.threads.values()):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass        # already closed by its thread
+        deadline = time.monotonic() + self.JOIN_LIMIT
+        for thread, _ in list(self.threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for ident, (thread, _) in list(self.threads.items()):
+            if thread.is_alive():   # stuck outside the socket: the process exit ends it
+                del self.threads[ident]
+                self.abandoned.append(Finished(self._remove(ident), "abandoned", False))
 
 
 def _finished(child: Child, status: int) -> Finished:

@@ -6,10 +6,12 @@ next request (or to an upload's data) and must stay in one buffer.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
+import struct
 import time
-from typing import Iterator, Optional
+from typing import BinaryIO, Iterator, Optional
 
 from ftpd.protocol import MAX_LINE
 
@@ -33,10 +35,16 @@ class Interrupted(Exception):
 
 
 class Stream:
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, whole_chunks: bool = True):
         self.sock = sock
         self.buffer = bytearray()
-        self._chunk = bytearray(CHUNK)
+        # The server fills whole chunks (fewer calls per byte); a client
+        # hands on what has arrived, so progress and Ctrl-C lose nothing.
+        self.whole_chunks = whole_chunks
+        self.tls = hasattr(sock, "pending")     # ssl.SSLSocket, without importing ssl
+        # Two receive buffers, made on the first transfer: an idle session
+        # costs no MiB, and a chunk stays intact while the next one arrives.
+        self._chunks: list = []
 
     # -- lines --------------------------------------------------------------
 
@@ -90,7 +98,10 @@ class Stream:
     # -- raw bytes ----------------------------------------------------------
 
     def iter_exact(self, size: int, stall_timeout: Optional[float]) -> Iterator[memoryview]:
-        """Yield exactly `size` bytes in chunks; StreamTimeout on a stall."""
+        """Yield exactly `size` bytes in chunks; StreamTimeout on a stall.
+
+        A chunk stays valid until the one after the next is asked for, so a
+        consumer may hash chunk k in another thread while receiving k+1."""
         remaining = size
         if self.buffer and remaining:
             take = min(len(self.buffer), remaining)
@@ -98,19 +109,79 @@ class Stream:
             del self.buffer[:take]
             remaining -= take
             yield memoryview(head)
-        self.sock.settimeout(stall_timeout)
-        view = memoryview(self._chunk)
+        if not self._chunks and remaining:
+            self._chunks = [memoryview(bytearray(CHUNK)) for _ in range(2)]
+        # Blocking with SO_RCVTIMEO and MSG_WAITALL: the kernel fills a whole
+        # chunk per call, with no poll() before each recv as settimeout() does.
+        # A TLS socket decrypts in user space: Python's timeout, no flags.
+        flags = socket.MSG_WAITALL if self.whole_chunks and not self.tls else 0
+        if self.tls:
+            self.sock.settimeout(stall_timeout)
+        else:
+            _kernel_timeout(self.sock, socket.SO_RCVTIMEO, stall_timeout)
+        turn = 0
         while remaining:
+            view = self._chunks[turn]
+            turn ^= 1
+            want = min(remaining, CHUNK)
+            got, failure = self._fill_chunk(view, want, flags)
+            remaining -= got
+            if got:
+                yield view[:got]     # even before a failure: a client keeps it
+            if failure is not None:
+                raise failure
+
+    def _fill_chunk(self, view: memoryview, want: int, flags: int):
+        """Receive up to `want` bytes into view: (bytes got, exception or None)."""
+        got = 0
+        while got < want:
             try:
-                got = self.sock.recv_into(view, min(remaining, CHUNK))
+                step = self.sock.recv_into(view[got:want], want - got, flags)
+            except (BlockingIOError, socket.timeout):       # stalled
+                return got, StreamTimeout()
+            except OSError as exc:
+                return got, StreamClosed(str(exc))
+            if not step:
+                return got, StreamClosed("connection closed during transfer")
+            got += step
+            if not self.whole_chunks:
+                break
+        return got, None
+
+    def sendfile(self, handle: BinaryIO, offset: int, count: int, stall_timeout: float) -> int:
+        """Send `count` bytes of the file from `offset`; returns the bytes sent
+        (fewer only if the file shrank). The socket blocks with SO_SNDTIMEO,
+        so the kernel moves the whole file in as few calls as it can."""
+        if self.tls:        # the bytes must go through the TLS layer, not sendfile(2)
+            self.sock.settimeout(stall_timeout)
+            try:
+                return self.sock.sendfile(handle, offset, count)
             except socket.timeout as exc:
                 raise StreamTimeout() from exc
             except OSError as exc:
                 raise StreamClosed(str(exc)) from exc
-            if not got:
-                raise StreamClosed("connection closed during transfer")
-            remaining -= got
-            yield view[:got]
+        fd = handle.fileno()
+        _kernel_timeout(self.sock, socket.SO_SNDTIMEO, stall_timeout)
+        sent = 0
+        # Corked, the kernel fills whole segments instead of pushing each
+        # splice chunk at once as TCP_NODELAY would; uncorking flushes the tail.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        try:
+            while sent < count:
+                done = os.sendfile(self.sock.fileno(), fd, offset + sent, count - sent)
+                if not done:
+                    break
+                sent += done
+        except BlockingIOError as exc:      # SO_SNDTIMEO passed without progress
+            raise StreamTimeout() from exc
+        except OSError as exc:
+            raise StreamClosed(str(exc)) from exc
+        finally:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            except OSError:
+                pass        # the connection is gone anyway
+        return sent
 
     def send(self, data: bytes, timeout: Optional[float]) -> None:
         self.sock.settimeout(timeout)
@@ -120,3 +191,13 @@ class Stream:
             raise StreamTimeout() from exc
         except OSError as exc:
             raise StreamClosed(str(exc)) from exc
+
+
+def _kernel_timeout(sock: socket.socket, option: int, seconds: Optional[float]) -> None:
+    """Make `sock` blocking, with the kernel's own timeout (`option` is
+    SO_RCVTIMEO or SO_SNDTIMEO; None waits for ever) instead of Python's
+    poll-before-every-call emulation of a timeout."""
+    sock.settimeout(None)
+    whole = int(seconds or 0)
+    micro = int(((seconds or 0) - whole) * 1e6) or (1 if seconds and not whole else 0)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, micro))

@@ -183,14 +183,26 @@ class Daemon:
             self.log_file.close()
 
 
+@pytest.fixture(params=["fork", "thread"])
+def concurrency(request) -> str:
+    """Every daemon test runs in both session models. A test that only makes
+    sense for one uses @fork_only, or passes [server] concurrency itself."""
+    return request.param
+
+
+fork_only = pytest.mark.parametrize("concurrency", ["fork"])
+
+
 @pytest.fixture
-def make_daemon(tmp_path):
+def make_daemon(tmp_path, concurrency):
     """Factory: make_daemon(settings={...}) starts a daemon; all are cleaned up."""
     started: List[Daemon] = []
 
     def factory(settings=None, args=None, env=None, start=True, name="d") -> Daemon:
         workdir = tmp_path / f"{name}{len(started)}"
         workdir.mkdir()
+        settings = {**(settings or {})}
+        settings["server"] = {"concurrency": concurrency, **settings.get("server", {})}
         daemon = Daemon(workdir, settings, args, env)
         started.append(daemon)
         return daemon.start() if start else daemon

@@ -17,7 +17,7 @@ import pytest
 from ftpd import confine
 from ftpd.client import Client, ServerError
 from tests.certs import make_pki
-from tests.conftest import project_env, wait_until, write_config
+from tests.conftest import fork_only, project_env, wait_until, write_config
 from tests.test_auth import make_users
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot and the privilege drop "
@@ -50,6 +50,7 @@ def session_child(daemon) -> Iterator[int]:
         yield child.pid
 
 
+@fork_only
 def test_every_child_has_no_new_privs_and_small_limits(make_daemon):
     daemon = make_daemon({"files": {"max_file_size": "1M"}})
     with session_child(daemon) as pid:
@@ -64,6 +65,7 @@ def test_every_child_has_no_new_privs_and_small_limits(make_daemon):
     assert proc_status(daemon.pid)["NoNewPrivs"] == ["0"]
 
 
+@fork_only
 def test_without_max_file_size_the_file_size_limit_is_left_alone(make_daemon):
     daemon = make_daemon()
     with session_child(daemon) as pid:
@@ -184,6 +186,7 @@ def root_daemon(make_daemon, service_user, tmp_path):
     return start
 
 
+@fork_only
 @needs_root
 def test_children_chroot_and_drop_to_the_user_with_no_groups(root_daemon, service_user):
     daemon = root_daemon()
@@ -201,6 +204,7 @@ def test_children_chroot_and_drop_to_the_user_with_no_groups(root_daemon, servic
         assert c.list() == []
 
 
+@fork_only
 @needs_root
 def test_every_verb_works_confined_and_uploads_belong_to_the_user(root_daemon, service_user,
                                                                   tmp_path):
@@ -230,6 +234,7 @@ def test_every_verb_works_confined_and_uploads_belong_to_the_user(root_daemon, s
     assert "crashed" not in daemon.log() and "Traceback" not in daemon.log()
 
 
+@fork_only
 @needs_root
 def test_chroot_can_be_turned_off_but_the_drop_stays(root_daemon, service_user):
     daemon = root_daemon(chroot="no")
@@ -240,6 +245,7 @@ def test_chroot_can_be_turned_off_but_the_drop_stays(root_daemon, service_user):
         assert c.list() == []
 
 
+@fork_only
 @needs_root
 def test_root_without_user_warns_and_goes_on(make_daemon):
     daemon = make_daemon()

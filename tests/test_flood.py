@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from tests.conftest import read_reply, wait_until
+from tests.conftest import fork_only, read_reply, wait_until
 
 MAX_CLIENTS = 5
 IDLE = 4.0
@@ -26,6 +26,7 @@ class ChildCounter(threading.Thread):
             time.sleep(0.005)
 
 
+@fork_only
 def test_flood_is_refused_by_the_parent_and_idle_slots_are_freed(make_daemon):
     daemon = make_daemon({"server": {"max_clients": MAX_CLIENTS, "idle_timeout": IDLE,
                                      "max_clients_per_ip": 100}})

@@ -186,15 +186,17 @@ def test_continue_with_an_overlong_partial_is_refused_416(daemon, home):
     assert not (home / "small.txt").exists()
 
 
-def interrupt_stalled_get(daemon, home, *args):
-    """Run `ftpc get` through a relay that freezes after 1 MiB, then press Ctrl-C."""
+def interrupt_stalled_get(daemon, home, *args, past: int = 0):
+    """Run `ftpc get` through a relay that freezes after 1 MiB, then press Ctrl-C
+    once the partial file holds more than `past` bytes."""
     relay = Relay(daemon.port, limit=1 << 20, mode="stall")
     try:
         proc = subprocess.Popen(ftpc_command(relay.address, "get", *args), cwd=home,
                                 env=ftpc_env(home), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert relay.broken.wait(30), "the download never reached the stall point"
-        wait_until(lambda: os.path.exists(home / ".huge.bin.ftpc-part"), 10, what="partial")
+        part = home / ".huge.bin.ftpc-part"
+        wait_until(lambda: part.exists() and part.stat().st_size > past, 10, what="partial")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -214,7 +216,7 @@ def test_ctrl_c_during_continue_keeps_the_partial_it_was_asked_to_keep(daemon, h
     data = make_file(daemon.root / "huge.bin", 4 << 20)
     part = home / ".huge.bin.ftpc-part"
     part.write_bytes(data[:100_000])
-    code, err = interrupt_stalled_get(daemon, home, "--continue", "huge.bin")
+    code, err = interrupt_stalled_get(daemon, home, "--continue", "huge.bin", past=100_000)
     assert code == 130 and b"partial data kept" in err
     kept = part.read_bytes()
     assert 100_000 < len(kept) < len(data) and data.startswith(kept)

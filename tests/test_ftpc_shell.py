@@ -10,6 +10,8 @@ import pexpect
 import psutil
 import pytest
 
+from tests.conftest import fork_only
+
 from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file
 
 TIMEOUT = 30
@@ -146,6 +148,7 @@ def test_login_asks_without_echo_and_failure_is_explained(daemon, shell):
     assert "total" in sh.run("ls")
 
 
+@fork_only
 def test_lost_connection_is_reported_and_open_reconnects(daemon, shell):
     sh = shell()
     sessions = daemon.live_children()

@@ -12,7 +12,7 @@ import pytest
 
 from ftpd.client import Client, ServerError
 from ftpd.library import TEMP_PREFIX
-from tests.conftest import read_reply, wait_until
+from tests.conftest import fork_only, read_reply, wait_until
 
 
 def visible(root):
@@ -56,6 +56,7 @@ def test_partial_upload_is_never_visible_and_disconnect_stores_nothing(daemon):
     assert visible(daemon.root) == ["doc"]
 
 
+@fork_only
 def test_killed_session_leaves_no_temp_behind(daemon):
     sock = start_upload(daemon, "doc", 1_000_000)
     sock.sendall(b"x" * 1000)

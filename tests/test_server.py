@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from tests.conftest import read_reply, recv_all, wait_until
+from tests.conftest import fork_only, read_reply, recv_all, wait_until
 
 
 def greeted(daemon) -> socket.socket:
@@ -17,6 +17,7 @@ def greeted(daemon) -> socket.socket:
     return sock
 
 
+@fork_only
 def test_max_clients_refused_with_421_and_no_fork(make_daemon):
     daemon = make_daemon({"server": {"max_clients": 3}})
     held = [greeted(daemon) for _ in range(3)]
@@ -99,6 +100,7 @@ def test_stalled_upload_dropped_after_data_timeout(make_daemon):
     assert (daemon.root / "f").read_bytes() == b"old"
 
 
+@fork_only
 def test_many_sessions_leave_no_zombies_and_no_fd_leak(daemon):
     def one_session():
         with greeted(daemon) as sock:
@@ -118,6 +120,7 @@ def test_many_sessions_leave_no_zombies_and_no_fd_leak(daemon):
     assert daemon.num_fds() == fds_before
 
 
+@fork_only
 def test_crashing_or_killed_child_never_takes_the_parent_down(daemon):
     socks = [greeted(daemon) for _ in range(3)]
     wait_until(lambda: len(daemon.live_children()) == 3, what="3 sessions")
@@ -132,6 +135,7 @@ def test_crashing_or_killed_child_never_takes_the_parent_down(daemon):
         sock.close()
 
 
+@fork_only
 def test_sigterm_exits_zero_and_idle_sessions_get_421(daemon):
     sock = greeted(daemon)
     wait_until(lambda: daemon.live_children(), what="a session")
@@ -140,6 +144,7 @@ def test_sigterm_exits_zero_and_idle_sessions_get_421(daemon):
     assert not daemon.children()
 
 
+@fork_only
 def test_parent_title_and_child_titles(daemon):
     with greeted(daemon):
         [child] = wait_until(daemon.live_children, what="a session")

@@ -7,11 +7,12 @@ import time
 
 import psutil
 
-from tests.conftest import read_reply, recv_all, wait_until, write_config
+from tests.conftest import fork_only, read_reply, recv_all, wait_until, write_config
 from tests.servicekit import (big_file, free_port, idle_session, read_exactly, refused,
                               slow_download, wait_for_log)
 
 
+@fork_only
 def test_term_lets_a_transfer_finish_and_tells_idle_sessions_421(make_daemon):
     daemon = make_daemon(settings={"server": {"shutdown_timeout": 60}})
     digest = big_file(daemon.root / "big.bin", 32)
@@ -58,6 +59,7 @@ def test_term_kills_what_outlives_shutdown_timeout_and_keeps_nothing(make_daemon
     upload.close()
 
 
+@fork_only
 def test_int_kills_sessions_at_once(make_daemon):
     daemon = make_daemon(settings={"server": {"shutdown_timeout": 60}})
     big_file(daemon.root / "big.bin", 32)

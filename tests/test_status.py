@@ -6,7 +6,7 @@ import time
 
 import psutil
 
-from tests.conftest import wait_until
+from tests.conftest import fork_only, wait_until
 from tests.servicekit import big_file, ftpd, idle_session, slow_download
 
 
@@ -23,6 +23,7 @@ def row_for(output, pid):
     raise AssertionError(f"no row for pid {pid} in:\n{output}")
 
 
+@fork_only
 def test_status_lists_the_server_and_each_session(make_daemon, tmp_path):
     daemon = make_daemon(settings={"server": {"pidfile": tmp_path / "ftpd.pid"}})
     big_file(daemon.root / "backup.tar", 32)

@@ -12,7 +12,7 @@ import pytest
 
 from ftpd.client import Client, ConnectionLost
 from tests.certs import make_pki
-from tests.conftest import project_env, wait_until, write_config
+from tests.conftest import fork_only, project_env, wait_until, write_config
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,7 @@ def test_plaintext_client_never_gets_a_plaintext_byte(make_daemon, pki):
     assert daemon.proc.poll() is None
 
 
+@fork_only
 def test_silent_client_is_dropped_after_the_handshake_timeout(make_daemon, pki):
     daemon = make_daemon(tls_settings(pki, handshake_timeout=1))
     with daemon.connect(timeout=15) as silent:

@@ -1,0 +1,242 @@
+"""The contestants: vsftpd and ftpd (fork and thread), each on its own
+loopback port with its library on tmpfs, plus the shared workspace."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import psutil
+
+PROJECT = Path(__file__).resolve().parent.parent
+TMPFS = Path("/dev/shm")
+MiB = 1 << 20
+
+
+class BenchError(Exception):
+    """The bench cannot run (missing tool, server did not start)."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(predicate, limit: float, what: str):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise BenchError(f"timed out after {limit:g}s waiting for {what}")
+
+
+def ensure_vsftpd() -> str:
+    """The vsftpd binary; installed from Debian (apt-get) when missing."""
+    found = shutil.which("vsftpd") or shutil.which("vsftpd", path="/usr/sbin:/sbin")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise BenchError("vsftpd is missing: run `apt-get install vsftpd` as root "
+                         "(or use --no-vsftpd)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "vsftpd"], env=env, check=True,
+                   timeout=600, stdout=subprocess.DEVNULL)
+    found = shutil.which("vsftpd", path="/usr/sbin:/sbin:/usr/bin")
+    if not found:
+        raise BenchError("apt-get installed vsftpd but no vsftpd binary was found")
+    return found
+
+
+class Workspace:
+    """A directory on tmpfs holding the test files and every library."""
+
+    def __init__(self, big_size: int, small_size: int, medium_size: int):
+        base = TMPFS if TMPFS.is_dir() else None
+        self.dir = Path(tempfile.mkdtemp(prefix="ftpd-bench-", dir=base))
+        self.big = self.dir / "big.bin"
+        self.small = self.dir / "small.bin"
+        self.medium = self.dir / "medium.bin"      # the source of parallel uploads
+        self.big_size, self.small_size = big_size, small_size
+        self._fill(self.big, big_size)
+        self._fill(self.small, small_size)
+        self._fill(self.medium, medium_size)
+        self.big_sha = _sha256(self.big)
+        self.medium_sha = _sha256(self.medium)
+
+    @staticmethod
+    def _fill(path: Path, size: int) -> None:
+        block = os.urandom(MiB)   # incompressible, so nothing in the path can cheat
+        with open(path, "wb") as out:
+            for offset in range(0, size, MiB):
+                out.write(block[:min(MiB, size - offset)])
+
+    def library(self, name: str) -> Path:
+        """A library directory holding hard links to the test files."""
+        root = self.dir / name
+        root.mkdir(mode=0o755)
+        for path in (self.big, self.small):
+            os.link(path, root / path.name)
+        return root
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def no_core_dumps() -> None:
+    """The crash measurement kills a session with SIGSEGV: no core files."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class Contestant:
+    """One running server. `proto` is what benchc speaks to it."""
+
+    name = ""
+    proto = ""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.upload_dir: Path = Path()
+
+    def processes(self) -> List[psutil.Process]:
+        """The server and every process below it (sessions, helpers)."""
+        try:
+            top = psutil.Process(self.proc.pid)
+            return [top] + top.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def upload_path_for(self, tag: str) -> str:
+        return f"up{tag}.bin"
+
+    def restart_if_dead(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.start()
+
+    def clear_uploads(self) -> None:
+        for path in self.upload_dir.glob("up*.bin"):
+            path.unlink()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            for proc in self.processes():
+                proc.kill()
+            self.proc.wait(5)
+
+
+VSFTPD_CONF = """\
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port={port}
+background=NO
+anonymous_enable=YES
+local_enable=NO
+no_anon_password=YES
+anon_root={root}
+write_enable=YES
+anon_upload_enable=YES
+anon_other_write_enable=YES
+anon_umask=022
+max_clients=0
+max_per_ip=0
+pasv_enable=YES
+connect_from_port_20=NO
+xferlog_enable=NO
+dirmessage_enable=NO
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+"""
+
+
+class Vsftpd(Contestant):
+    name = "vsftpd"
+    proto = "ftp"
+
+    def __init__(self, workspace: Workspace, binary: str):
+        super().__init__()
+        root = workspace.library("vsftpd")
+        # vsftpd refuses a writable chroot: the root stays root's, uploads go below.
+        self.upload_dir = root / "up"
+        self.upload_dir.mkdir()
+        shutil.chown(self.upload_dir, "ftp", "ftp")
+        self.conf = workspace.dir / "vsftpd.conf"
+        self.conf.write_text(VSFTPD_CONF.format(port=self.port, root=root))
+        self.binary = binary
+        self.upload_path = self.upload_path_for("")
+
+    def upload_path_for(self, tag: str) -> str:
+        return f"up/up{tag}.bin"
+
+    def start(self) -> "Vsftpd":
+        self.proc = subprocess.Popen([self.binary, str(self.conf)], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=no_core_dumps)
+        wait_for(lambda: self._greets(), 15, "vsftpd to greet")
+        return self
+
+    def _greets(self) -> bool:
+        if self.proc.poll() is not None:
+            raise BenchError(f"vsftpd exited: {self.proc.stderr.read().decode()!r}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                return sock.recv(64).startswith(b"220")
+        except OSError:
+            return False
+
+
+class Ftpd(Contestant):
+    proto = "ftpd"
+
+    def __init__(self, workspace: Workspace, concurrency: str):
+        super().__init__()
+        self.name = f"ftpd-{concurrency}"
+        self.upload_dir = workspace.library(self.name)
+        self.upload_path = self.upload_path_for("")
+        self.log = workspace.dir / f"{self.name}.log"
+        self.conf = workspace.dir / f"{self.name}.conf"
+        # SHA-256 and atomic commit are always on; fsync stays at its default (yes).
+        self.conf.write_text(
+            f"[server]\nlisten = 127.0.0.1:{self.port}\nroot = {self.upload_dir}\n"
+            f"concurrency = {concurrency}\nmax_clients = 5000\nmax_clients_per_ip = 5000\n"
+            "backlog = 4096\n")
+
+    def start(self) -> "Ftpd":
+        env = dict(os.environ, PYTHONPATH=str(PROJECT))
+        env.pop("FTPD_CONFIG", None)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(self.conf)],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         env=env, cwd=self.log.parent, preexec_fn=no_core_dumps)
+        wait_for(self._serving, 15, f"{self.name} to listen")
+        return self
+
+    def _serving(self) -> bool:
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+        return "ftpd serving" in self.log.read_text(errors="replace")

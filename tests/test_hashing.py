@@ -1,0 +1,83 @@
+"""The overlapped SHA-256 of uploads: same digest as hashlib, whatever the
+chunking, while the caller reuses its two buffers as Stream.iter_exact does."""
+
+import hashlib
+import os
+
+from hypothesis import given, settings, strategies as st
+
+from ftpd.hashing import BACKGROUND_MIN, OverlappedSha256
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from([1, 100, BACKGROUND_MIN - 1, BACKGROUND_MIN, 1 << 20]),
+                max_size=8), st.binary(min_size=1, max_size=64))
+def test_digest_matches_hashlib_with_two_reused_buffers(sizes, seed):
+    buffers = [bytearray(1 << 20), bytearray(1 << 20)]
+    reference = hashlib.sha256()
+    overlapped = OverlappedSha256()
+    for turn, size in enumerate(sizes):
+        buf = buffers[turn % 2]
+        buf[:size] = (seed * (size // len(seed) + 1))[:size]
+        seed = hashlib.sha256(seed).digest()
+        reference.update(buf[:size])
+        overlapped.update(memoryview(buf)[:size])
+    assert overlapped.hexdigest() == reference.hexdigest()
+    overlapped.close()
+    overlapped.close()
+
+
+def test_close_mid_upload_stops_its_own_helper_thread():
+    overlapped = OverlappedSha256()
+    overlapped.update(memoryview(os.urandom(BACKGROUND_MIN * 2)))
+    helper = overlapped._own
+    assert helper is not None and helper._thread.is_alive()
+    thread = helper._thread
+    overlapped.close()
+    assert not thread.is_alive()
+
+
+def test_without_any_thread_allowed_chunks_are_hashed_inline(monkeypatch):
+    import threading
+    from ftpd import hashing
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(hashing, "_process_helper", None)
+    hashing.prestart()
+    assert hashing._process_helper is None
+    data = os.urandom(BACKGROUND_MIN * 3)
+    overlapped = OverlappedSha256()
+    overlapped.update(memoryview(data))
+    assert overlapped.hexdigest() == hashlib.sha256(data).hexdigest()
+    overlapped.close()
+
+
+def test_a_prestarted_helper_serves_every_upload_of_the_process(monkeypatch):
+    from ftpd import hashing
+
+    monkeypatch.setattr(hashing, "_process_helper", None)
+    hashing.prestart()
+    helper = hashing._process_helper
+    try:
+        for _ in range(3):
+            data = os.urandom(BACKGROUND_MIN * 2)
+            overlapped = OverlappedSha256()
+            overlapped.update(memoryview(data))
+            assert overlapped._helper is helper and overlapped._own is None
+            assert overlapped.hexdigest() == hashlib.sha256(data).hexdigest()
+            overlapped.close()
+        assert helper._thread.is_alive()
+    finally:
+        helper.stop()
+
+
+def test_large_upload_is_stored_with_the_right_digest(daemon, tmp_path):
+    data = os.urandom(9 << 20)        # several 1 MiB chunks: the background path
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    with daemon.client() as client:
+        assert client.put(str(source), "big.bin") == (len(data), hashlib.sha256(data).hexdigest())
+    assert (daemon.root / "big.bin").read_bytes() == data
