@@ -193,7 +193,9 @@ class Session:
         log.warning("login failed: address=%s user=%s failures=%d", address,
                     protocol.encode_text(user)[:100], self.login_failures)
         # Waiting on the stop fd: a draining server need not wait out the delay.
-        select.select([self.stop], [], [], access.login_failure_delay)
+        waiter = select.poll()           # poll, not select: fds may exceed 1024
+        waiter.register(self.stop.fileno(), select.POLLIN)
+        waiter.poll(access.login_failure_delay * 1000)
         if self.login_failures >= access.max_login_failures:
             log.warning("too many failed logins: address=%s closing", address)
             raise ProtocolError(UNAVAILABLE, "too many failed logins")
