@@ -57,7 +57,7 @@ def test_flood_is_refused_by_the_parent_and_idle_slots_are_freed(make_daemon):
     finally:
         for sock in holders:
             sock.close()
-    wait_until(lambda: not daemon.live_children(), timeout=15, what="slots to free")
+    wait_until(lambda: not daemon.children(), timeout=15, what="slots to free (reaped)")
     counter.done.set()
     counter.join(5)
     assert counter.peak == MAX_CLIENTS

@@ -29,7 +29,7 @@ def test_max_clients_refused_with_421_and_no_fork(make_daemon):
     assert {c.pid for c in daemon.children()} == forks_before
     assert daemon.log().count("refused 127.0.0.1:") == 5
     held.pop().close()
-    wait_until(lambda: len(daemon.live_children()) == 2, what="a slot to free")
+    wait_until(lambda: len(daemon.children()) == 2, what="the parent to reap a session")
     with greeted(daemon) as again:
         again.sendall(b"Q\n")
         assert read_reply(again) == b"OK bye\n"
