@@ -117,6 +117,18 @@ class Daemon:
     def client(self, timeout: float = 10.0) -> Client:
         return Client(self.host, self.port, timeout=timeout)
 
+    def serves_a_client(self) -> bool:
+        """True once a new client gets in and can list (a slot is free and
+        the parent has reaped the sessions that held it, in either model)."""
+        from ftpd.client import ServerError
+        try:
+            with self.client() as client:
+                client.list()
+                return True
+        except ServerError as exc:
+            assert exc.code == 421, exc
+            return False
+
     def connect(self, timeout: float = 10.0) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=timeout)
         return sock
