@@ -216,24 +216,26 @@ class Session:
 
     def _send_range(self, handle: Any, name: str, offset: int,
                     count: int) -> Tuple[int, Optional[str]]:
-        """sendfile `count` bytes in steps (progress for the title);
+        """sendfile `count` bytes, in steps that move the title's percentage;
         (bytes sent, failure or None)."""
-        step = max(SENDFILE_STEP, count // 100)
         sent = 0
+
+        def advance(total: int) -> None:
+            nonlocal sent
+            self.bytes_out += total - sent
+            sent = total
+            self.progress("G", name, sent, count)
+
         self.progress("G", name, 0, count)
         try:
-            while sent < count:
-                want = min(step, count - sent)
-                done = self.stream.sendfile(handle, offset + sent, want,
-                                            self.settings.server.data_timeout)
-                sent += done
-                self.bytes_out += done
-                if done < want:
-                    return sent, "failed: short file"    # it shrank under us
-                self.progress("G", name, sent, count)
+            done = self.stream.sendfile(handle, offset, count,
+                                        self.settings.server.data_timeout, advance,
+                                        max(SENDFILE_STEP, count // 100))
         except (StreamClosed, StreamTimeout) as exc:
             return sent, f"failed: {exc or 'stalled'}"
-        return sent, None
+        if done < count:
+            return done, "failed: short file"      # it shrank under us
+        return done, None
 
     def do_put(self, name: str, size: int, expected: Optional[str]) -> None:
         self.library.check_upload(name, size)

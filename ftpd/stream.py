@@ -11,7 +11,7 @@ import select
 import socket
 import struct
 import time
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Callable, Iterator, Optional
 
 from ftpd.protocol import MAX_LINE
 
@@ -148,18 +148,16 @@ class Stream:
                 break
         return got, None
 
-    def sendfile(self, handle: BinaryIO, offset: int, count: int, stall_timeout: float) -> int:
+    def sendfile(self, handle: BinaryIO, offset: int, count: int, stall_timeout: float,
+                 progress: Optional[Callable[[int], None]] = None,
+                 step: Optional[int] = None) -> int:
         """Send `count` bytes of the file from `offset`; returns the bytes sent
-        (fewer only if the file shrank). The socket blocks with SO_SNDTIMEO,
-        so the kernel moves the whole file in as few calls as it can."""
+        (fewer only if the file shrank). `progress(sent)` is called every
+        `step` bytes. The socket blocks with SO_SNDTIMEO, so the kernel moves
+        each step in as few calls as it can."""
+        step = step or count or 1
         if self.tls:        # the bytes must go through the TLS layer, not sendfile(2)
-            self.sock.settimeout(stall_timeout)
-            try:
-                return self.sock.sendfile(handle, offset, count)
-            except socket.timeout as exc:
-                raise StreamTimeout() from exc
-            except OSError as exc:
-                raise StreamClosed(str(exc)) from exc
+            return self._sendfile_tls(handle, offset, count, stall_timeout, progress, step)
         fd = handle.fileno()
         _kernel_timeout(self.sock, socket.SO_SNDTIMEO, stall_timeout)
         sent = 0
@@ -168,10 +166,13 @@ class Stream:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         try:
             while sent < count:
-                done = os.sendfile(self.sock.fileno(), fd, offset + sent, count - sent)
+                done = os.sendfile(self.sock.fileno(), fd, offset + sent,
+                                   min(step, count - sent))
                 if not done:
                     break
                 sent += done
+                if progress:
+                    progress(sent)
         except BlockingIOError as exc:      # SO_SNDTIMEO passed without progress
             raise StreamTimeout() from exc
         except OSError as exc:
@@ -181,6 +182,24 @@ class Stream:
                 self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
             except OSError:
                 pass        # the connection is gone anyway
+        return sent
+
+    def _sendfile_tls(self, handle: BinaryIO, offset: int, count: int, stall_timeout: float,
+                      progress: Optional[Callable[[int], None]], step: int) -> int:
+        self.sock.settimeout(stall_timeout)
+        sent = 0
+        try:
+            while sent < count:
+                done = self.sock.sendfile(handle, offset + sent, min(step, count - sent))
+                if not done:
+                    break
+                sent += done
+                if progress:
+                    progress(sent)
+        except socket.timeout as exc:
+            raise StreamTimeout() from exc
+        except OSError as exc:
+            raise StreamClosed(str(exc)) from exc
         return sent
 
     def send(self, data: bytes, timeout: Optional[float]) -> None:
