@@ -129,6 +129,12 @@ class Daemon:
             assert exc.code == 421, exc
             return False
 
+    def greeted(self, timeout: float = 10.0) -> socket.socket:
+        """A raw connection that has read the FTPD/1 greeting."""
+        sock = self.connect(timeout)
+        assert read_reply(sock).startswith(b"OK FTPD/1 ")
+        return sock
+
     def connect(self, timeout: float = 10.0) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=timeout)
         return sock

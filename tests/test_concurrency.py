@@ -14,16 +14,10 @@ from tests.conftest import fork_only, read_reply, recv_all, wait_until
 thread_only = pytest.mark.parametrize("concurrency", ["thread"])
 
 
-def greet(daemon) -> socket.socket:
-    sock = daemon.connect()
-    assert read_reply(sock).startswith(b"OK FTPD/1 ")
-    return sock
-
-
 @thread_only
 def test_thread_mode_serves_sessions_inside_the_server_process(daemon):
     before = psutil.Process(daemon.pid).num_threads()
-    socks = [greet(daemon) for _ in range(3)]
+    socks = [daemon.greeted() for _ in range(3)]
     try:
         assert daemon.children() == []
         wait_until(lambda: psutil.Process(daemon.pid).num_threads() >= before + 3,
@@ -37,7 +31,7 @@ def test_thread_mode_serves_sessions_inside_the_server_process(daemon):
 
 @fork_only
 def test_fork_mode_runs_one_child_per_session(daemon):
-    socks = [greet(daemon) for _ in range(3)]
+    socks = [daemon.greeted() for _ in range(3)]
     try:
         wait_until(lambda: len(daemon.live_children()) == 3, what="three children")
     finally:
@@ -80,7 +74,7 @@ def greet_or_none(daemon):
 
 
 def test_sigterm_reaches_idle_sessions_and_the_server_exits(daemon):
-    socks = [greet(daemon) for _ in range(3)]
+    socks = [daemon.greeted() for _ in range(3)]
     daemon.send_signal(signal.SIGTERM)
     for sock in socks:
         assert recv_all(sock, timeout=10) == b"ERR 421 server shutting down\n"
@@ -89,7 +83,7 @@ def test_sigterm_reaches_idle_sessions_and_the_server_exits(daemon):
 
 
 def test_sigint_cuts_an_upload_and_leaves_no_temp(daemon):
-    sock = greet(daemon)
+    sock = daemon.greeted()
     sock.sendall(b"P half.bin 10000000\n")
     assert read_reply(sock) == b"OK ready\n"
     sock.sendall(b"x" * 100000)
@@ -106,7 +100,7 @@ def test_sigterm_lets_a_running_download_finish(make_daemon):
     daemon = make_daemon({"server": {"shutdown_timeout": 30}})
     data = bytes(range(256)) * 4096 * 8     # 8 MiB: far more than the socket buffers
     (daemon.root / "big.bin").write_bytes(data)
-    sock = greet(daemon)
+    sock = daemon.greeted()
     sock.sendall(b"G big.bin\n")
     assert read_reply(sock) == f"OK {len(data)}\n".encode()
     sock.settimeout(10)
@@ -128,7 +122,7 @@ def test_sigterm_lets_a_running_download_finish(make_daemon):
 def test_reload_keeps_the_old_library_open_for_running_sessions(make_daemon, tmp_path):
     daemon = make_daemon()
     (daemon.root / "old.txt").write_bytes(b"old")
-    old_session = greet(daemon)
+    old_session = daemon.greeted()
     new_root = tmp_path / "newlib"
     new_root.mkdir()
     (new_root / "new.txt").write_bytes(b"new")
@@ -146,7 +140,7 @@ def test_reload_keeps_the_old_library_open_for_running_sessions(make_daemon, tmp
 
 @fork_only
 def test_a_killed_session_process_takes_only_its_client(daemon):
-    victim, survivor = greet(daemon), greet(daemon)
+    victim, survivor = daemon.greeted(), daemon.greeted()
     wait_until(lambda: len(daemon.live_children()) == 2, what="two children")
     port = victim.getsockname()[1]
     [child] = [c for c in daemon.live_children()

@@ -11,16 +11,10 @@ import pytest
 from tests.conftest import fork_only, read_reply, recv_all, wait_until
 
 
-def greeted(daemon) -> socket.socket:
-    sock = daemon.connect()
-    assert read_reply(sock).startswith(b"OK FTPD/1")
-    return sock
-
-
 @fork_only
 def test_max_clients_refused_with_421_and_no_fork(make_daemon):
     daemon = make_daemon({"server": {"max_clients": 3}})
-    held = [greeted(daemon) for _ in range(3)]
+    held = [daemon.greeted() for _ in range(3)]
     wait_until(lambda: len(daemon.live_children()) == 3, what="3 sessions")
     forks_before = {c.pid for c in daemon.children()}
     for _ in range(5):
@@ -30,7 +24,7 @@ def test_max_clients_refused_with_421_and_no_fork(make_daemon):
     assert daemon.log().count("refused 127.0.0.1:") == 5
     held.pop().close()
     wait_until(lambda: len(daemon.children()) == 2, what="the parent to reap a session")
-    with greeted(daemon) as again:
+    with daemon.greeted() as again:
         again.sendall(b"Q\n")
         assert read_reply(again) == b"OK bye\n"
     for sock in held:
@@ -40,7 +34,7 @@ def test_max_clients_refused_with_421_and_no_fork(make_daemon):
 def test_max_clients_per_ip(make_daemon):
     daemon = make_daemon({"server": {"max_clients_per_ip": 2,
                                      "listen": "127.0.0.1:0,127.0.0.2:0"}})
-    held = [greeted(daemon), greeted(daemon)]
+    held = [daemon.greeted(), daemon.greeted()]
     with daemon.connect() as extra:
         assert recv_all(extra) == b"ERR 421 too many connections from your address\n"
     other = daemon.addresses[1].rsplit(":", 1)
@@ -69,13 +63,13 @@ def test_binds_every_listen_address_including_ipv6(make_daemon):
 
 def test_idle_timeout_408_then_close(make_daemon):
     daemon = make_daemon({"server": {"idle_timeout": "0.5"}})
-    with greeted(daemon) as sock:
+    with daemon.greeted() as sock:
         assert recv_all(sock, timeout=10) == b"ERR 408 idle timeout\n"
 
 
 def test_slow_sender_dropped_even_while_bytes_trickle(make_daemon):
     daemon = make_daemon({"server": {"idle_timeout": "1"}})
-    with greeted(daemon) as sock:
+    with daemon.greeted() as sock:
         started = time.monotonic()
         try:
             for _ in range(40):          # one byte every 0.1 s, never a LF
@@ -90,7 +84,7 @@ def test_slow_sender_dropped_even_while_bytes_trickle(make_daemon):
 def test_stalled_upload_dropped_after_data_timeout(make_daemon):
     daemon = make_daemon({"server": {"data_timeout": "0.5"}})
     (daemon.root / "f").write_bytes(b"old")
-    with greeted(daemon) as sock:
+    with daemon.greeted() as sock:
         sock.sendall(b"P f 100\n")
         assert read_reply(sock) == b"OK ready\n"
         sock.sendall(b"x" * 10)
@@ -103,7 +97,7 @@ def test_stalled_upload_dropped_after_data_timeout(make_daemon):
 @fork_only
 def test_many_sessions_leave_no_zombies_and_no_fd_leak(daemon):
     def one_session():
-        with greeted(daemon) as sock:
+        with daemon.greeted() as sock:
             sock.sendall(b"L\nQ\n")
             recv_all(sock)
 
@@ -112,7 +106,7 @@ def test_many_sessions_leave_no_zombies_and_no_fd_leak(daemon):
     fds_before = daemon.num_fds()
     for _ in range(150):
         one_session()
-    abrupt = [greeted(daemon) for _ in range(20)]
+    abrupt = [daemon.greeted() for _ in range(20)]
     for sock in abrupt:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         sock.close()                     # RST instead of FIN
@@ -122,7 +116,7 @@ def test_many_sessions_leave_no_zombies_and_no_fd_leak(daemon):
 
 @fork_only
 def test_crashing_or_killed_child_never_takes_the_parent_down(daemon):
-    socks = [greeted(daemon) for _ in range(3)]
+    socks = [daemon.greeted() for _ in range(3)]
     wait_until(lambda: len(daemon.live_children()) == 3, what="3 sessions")
     for child, sig in zip(daemon.live_children(), (signal.SIGKILL, signal.SIGSEGV,
                                                     signal.SIGABRT)):
@@ -137,7 +131,7 @@ def test_crashing_or_killed_child_never_takes_the_parent_down(daemon):
 
 @fork_only
 def test_sigterm_exits_zero_and_idle_sessions_get_421(daemon):
-    sock = greeted(daemon)
+    sock = daemon.greeted()
     wait_until(lambda: daemon.live_children(), what="a session")
     assert daemon.stop(signal.SIGTERM) == 0
     assert recv_all(sock) == b"ERR 421 server shutting down\n"
@@ -146,7 +140,7 @@ def test_sigterm_exits_zero_and_idle_sessions_get_421(daemon):
 
 @fork_only
 def test_parent_title_and_child_titles(daemon):
-    with greeted(daemon):
+    with daemon.greeted():
         [child] = wait_until(daemon.live_children, what="a session")
         wait_until(lambda: "anonymous: idle" in " ".join(child.cmdline()),
                    what="the child's title")
