@@ -24,6 +24,8 @@ from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTi
 log = logging.getLogger("ftpd.session")
 
 ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
+LINGER_SECONDS = 1.0      # how long a closing session drains the client's input
+LINGER_READS = 16
 SENDFILE_STEP = 1 << 20   # sendfile in steps so the process title shows progress
 Authenticator = Callable[[str, str], Optional[str]]   # -> access level or None
 
@@ -107,12 +109,29 @@ class Session:
             while True:
                 self.serve_one()
         except CloseSession:
-            pass
+            self.linger()
         except (StreamClosed, StreamTimeout):
             pass   # the client went away or stopped reading our replies
         finally:
             log.info("session end %s user=%s duration=%.3fs in=%d out=%d", self.peer,
                      self.who, time.monotonic() - started, self.bytes_in, self.bytes_out)
+
+    def linger(self) -> None:
+        """Close our side first and drain what the client still sends, briefly:
+        closing with unread input makes the kernel send a reset, which can
+        destroy our last reply (ERR 421, ERR 408, OK bye) before it is read."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            for _ in range(LINGER_READS):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.sock.settimeout(remaining)
+                if not self.sock.recv(65536):
+                    break
+        except (OSError, ValueError):
+            pass            # reset, timeout, or a TLS layer that will not: done
 
     def serve_one(self) -> None:
         if self.stop.is_set():
