@@ -168,3 +168,15 @@ def test_pipelined_upload_bytes_right_after_ready(daemon, raw):
 def test_quit_closes(raw):
     raw.sendall(b"Q\n")
     assert recv_all(raw) == b"OK bye\n"
+
+
+def test_last_reply_survives_input_the_server_never_reads(raw):
+    # Whatever follows Q is never read; closing with it unread would make the
+    # kernel send a reset that can destroy "OK bye" before the client reads it.
+    raw.sendall(b"Q\n" + b"x" * (512 << 10))
+    assert recv_all(raw) == b"OK bye\n"
+
+
+def test_overlong_line_reply_survives_the_rest_of_the_line(raw):
+    raw.sendall(b"G " + b"a" * (512 << 10) + b"\n")
+    assert recv_all(raw) == b"ERR 400 line too long\n"
