@@ -29,7 +29,6 @@ from typing import Dict, List, Optional, TextIO, Tuple
 from ftpd.config import ConfigError
 
 ACCESS = ("read", "write")
-RANKS = {"none": 0, "read": 1, "write": 2}
 USER_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\Z")
 MAX_PASSWORD = 1024          # bytes; a request line is 4096 bytes at most anyway
 SALT_BYTES = 16

@@ -61,12 +61,6 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Tuple[str, in
     return host, int(port) if port else default_port
 
 
-def file_sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest() \
-            if hasattr(hashlib, "file_digest") else _digest_loop(handle)
-
-
 def _digest_loop(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
     for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):

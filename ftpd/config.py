@@ -70,10 +70,6 @@ def parse_listen(text: str) -> Tuple[Tuple[str, int], ...]:
     return addresses
 
 
-def format_listen(addresses: Tuple[Tuple[str, int], ...]) -> str:
-    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in addresses)
-
-
 def integer(minimum: int, maximum: int = 2 ** 31) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -283,18 +279,6 @@ def reference_markdown() -> str:
     for s in SETTINGS:
         lines.append(f"| `[{s.section}]` | `{s.key}` | `{s.default}` | {s.help} |")
     return "\n".join(lines) + "\n"
-
-
-def reference_conf() -> str:
-    """Every setting, commented out at its default, grouped by section."""
-    out = []
-    for section in SECTIONS:
-        out.append(f"[{section}]")
-        for s in (s for s in SETTINGS if s.section == section):
-            out.append(f"# {s.help}")
-            out.append(f"#{s.key} = {s.default}")
-        out.append("")
-    return "\n".join(out)
 
 
 if __name__ == "__main__":
