@@ -28,8 +28,8 @@ if __package__ in (None, ""):      # run as a script: make `bench` and `ftpd` im
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import MeasureError, Meter, compile_client, loopback_ceiling  # noqa: E402
-from bench.servers import (BenchError, Contestant, Ftpd, Vsftpd, Workspace,  # noqa: E402
-                           ensure_vsftpd)
+from bench.servers import (BenchError, Contestant, Floor, Ftpd, Vsftpd,  # noqa: E402
+                           Workspace, ensure_vsftpd)
 
 GiB, MiB = 1 << 30, 1 << 20
 FULL = dict(big=GiB, small=MiB, medium=256 * MiB, parallel=4, sessions=300, inflight=32,
@@ -80,6 +80,8 @@ def measure_all(meter: Meter, contestants: Sequence[Contestant], families: Seque
     for family in families:
         for round_no in range(repeats):
             for who in alternating(contestants, round_no):
+                if who.families is not None and family not in who.families:
+                    continue
                 try:
                     result = getattr(meter, family)(who)
                 except (MeasureError, BenchError) as exc:
@@ -158,6 +160,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="rounds per metric (default 5, quick 1)")
     parser.add_argument("--modes", default="fork,thread", help="ftpd concurrency modes")
     parser.add_argument("--no-vsftpd", action="store_true", help="ftpd only (no ratios)")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="leave out the CPython floor (bench/floor.py)")
     parser.add_argument("--only", help="comma-separated subset of: " + ", ".join(FAMILIES))
     parser.add_argument("--json", metavar="FILE", help="also write raw samples as JSON")
     return parser.parse_args(argv)
@@ -168,6 +172,8 @@ def start_all(args: argparse.Namespace, ws: Workspace) -> List[Contestant]:
     if not args.no_vsftpd:
         contestants.append(Vsftpd(ws, ensure_vsftpd()))
     contestants += [Ftpd(ws, mode) for mode in args.modes.split(",") if mode]
+    if not args.no_floor:
+        contestants.append(Floor(ws))
     for who in contestants:
         who.start()
     return contestants

@@ -111,6 +111,7 @@ class Contestant:
 
     name = ""
     proto = ""
+    families: Optional[frozenset] = None     # the measurements it takes part in; None: all
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -210,15 +211,44 @@ class Vsftpd(Contestant):
             return False
 
 
-class Ftpd(Contestant):
+class PythonServer(Contestant):
+    """A server run from this checkout with this Python; it logs `ready_text`
+    once it listens."""
+
+    ready_text = ""
+
+    def __init__(self, workspace: Workspace, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.upload_dir = workspace.library(name)
+        self.log = workspace.dir / f"{name}.log"
+
+    def argv(self) -> List[str]:
+        raise NotImplementedError
+
+    def start(self) -> "PythonServer":
+        env = dict(os.environ, PYTHONPATH=str(PROJECT))
+        env.pop("FTPD_CONFIG", None)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=log, env=env, cwd=self.log.parent,
+                                         preexec_fn=no_core_dumps)
+        wait_for(self._serving, 15, f"{self.name} to listen")
+        return self
+
+    def _serving(self) -> bool:
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+        return self.ready_text in self.log.read_text(errors="replace")
+
+
+class Ftpd(PythonServer):
     proto = "ftpd"
+    ready_text = "ftpd serving"
 
     def __init__(self, workspace: Workspace, concurrency: str):
-        super().__init__()
-        self.name = f"ftpd-{concurrency}"
-        self.upload_dir = workspace.library(self.name)
+        super().__init__(workspace, f"ftpd-{concurrency}")
         self.upload_path = self.upload_path_for("")
-        self.log = workspace.dir / f"{self.name}.log"
         self.conf = workspace.dir / f"{self.name}.conf"
         # SHA-256 and atomic commit are always on; fsync stays at its default (yes).
         self.conf.write_text(
@@ -226,17 +256,21 @@ class Ftpd(Contestant):
             f"concurrency = {concurrency}\nmax_clients = 5000\nmax_clients_per_ip = 5000\n"
             "backlog = 4096\n")
 
-    def start(self) -> "Ftpd":
-        env = dict(os.environ, PYTHONPATH=str(PROJECT))
-        env.pop("FTPD_CONFIG", None)
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(self.conf)],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=env, cwd=self.log.parent, preexec_fn=no_core_dumps)
-        wait_for(self._serving, 15, f"{self.name} to listen")
-        return self
+    def argv(self) -> List[str]:
+        return [sys.executable, "-m", "ftpd", "-c", str(self.conf)]
 
-    def _serving(self) -> bool:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
-        return "ftpd serving" in self.log.read_text(errors="replace")
+
+class Floor(PythonServer):
+    """bench/floor.py: a CPython fork-per-connection server that does nothing
+    but greet and send files, the least any CPython fork server costs."""
+
+    proto = "ftpd"
+    ready_text = "floor serving"
+    families = frozenset({"sessions", "burst", "latency", "idle_uss"})
+
+    def __init__(self, workspace: Workspace):
+        super().__init__(workspace, "cpython-floor")
+
+    def argv(self) -> List[str]:
+        return [sys.executable, str(PROJECT / "bench" / "floor.py"), str(self.port),
+                str(self.upload_dir)]

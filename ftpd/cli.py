@@ -8,9 +8,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ftpd import __version__, config as config_mod
 from ftpd.config import EX_CONFIG, ConfigError
-from ftpd.daemon import DaemonError
+from ftpd.daemon import DaemonError, NotRunning
 from ftpd.listeners import BindError
-from ftpd.status import NotRunning
 from ftpd.systemd import ActivationError
 
 EX_OK = 0

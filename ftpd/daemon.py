@@ -17,8 +17,9 @@ import sys
 import time
 from typing import Callable, List, Optional
 
-import daemon as python_daemon
-import psutil
+# python-daemon and psutil are imported where used: the serving parent
+# never needs them, and every session fork copies the parent's page tables,
+# so what the parent has loaded costs on every connection.
 
 log = logging.getLogger("ftpd.daemon")
 
@@ -33,6 +34,10 @@ class DaemonError(Exception):
     """Cannot start: another server runs, or the pidfile cannot be written."""
 
 
+class NotRunning(Exception):
+    """No live ftpd server was found for this config."""
+
+
 # -- the pidfile --------------------------------------------------------------------
 
 def read_pid(path: str) -> Optional[int]:
@@ -45,6 +50,8 @@ def read_pid(path: str) -> Optional[int]:
 
 def is_ftpd(pid: int) -> bool:
     """Alive and an ftpd (a recycled pid belonging to something else is stale)."""
+    import psutil
+
     if pid == os.getpid():
         return False
     try:
@@ -123,6 +130,8 @@ def daemonize(keep_fds: List[int], serve: Serve) -> int:
         os.close(write_fd)
         return _wait_ready(read_fd, pid)
     os.close(read_fd)
+    import daemon as python_daemon
+
     context = python_daemon.DaemonContext(
         # The launch directory stays the working directory so relative paths in
         # the config mean the same place on every reload.

@@ -11,7 +11,6 @@ costs nothing beyond its slot until someone needs it.
 from __future__ import annotations
 
 import mmap
-import multiprocessing
 import os
 import struct
 import threading
@@ -27,6 +26,8 @@ class PeerTable:
     def __init__(self, slots: int):
         self.slots = slots
         self.memory = mmap.mmap(-1, slots * _SLOT.size)   # MAP_SHARED|MAP_ANONYMOUS
+        import multiprocessing    # here: only a server behind a balancer needs it
+
         self.lock = multiprocessing.Lock()
 
     def _read(self, index: int):

@@ -34,6 +34,10 @@ PROXY_HEADER_TIMEOUT = 5.0
 SESSION_ENDED = bytes([signal.SIGCHLD])   # a thread's end is handled like a child's
 
 
+def _nothing() -> None:
+    pass
+
+
 def open_library(config: Any) -> Library:
     os.makedirs(config.server.root, exist_ok=True)
     files = config.files
@@ -85,6 +89,9 @@ class Server:
             self.selector.register(sock, selectors.EVENT_READ)
             log.info("listening on %s", listen_mod.describe(sock))
         self.selector.register(self.wake_r, selectors.EVENT_READ)
+        # Built once: the loop runs this lookup for every ended session.
+        self.signal_handlers = {int(sig): getattr(self, f"handle_{sig.name.lower()}")
+                                for sig in HANDLED_SIGNALS}
         for sig in HANDLED_SIGNALS:
             signal.signal(sig, _noop_handler)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
@@ -129,8 +136,7 @@ class Server:
         except BlockingIOError:
             return
         for signum in dict.fromkeys(data):
-            name = signal.Signals(signum).name.lower()
-            handler = getattr(self, f"handle_{name}", None)
+            handler = self.signal_handlers.get(signum)
             if handler is not None:
                 handler()
 
@@ -194,12 +200,15 @@ class Server:
     def session_main(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> int:
         conn.setblocking(True)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Confined before the first byte from the client is read; the PROXY
-        # header comes in clear before any TLS handshake. A thread cannot be
+        # Confined before the first byte from the client is read. A plain
+        # session greets first (the greeting reads nothing, and the client
+        # waits for it); a PROXY header or a TLS handshake is read and parsed
+        # before any greeting, so it is confined at once. A thread cannot be
         # confined alone: chroot and setuid would take the whole server along.
-        if self.spawner.isolated:
-            hashing.prestart()           # confined, the process may start no thread
-            self.guard.confine(self.library.dir_fd)
+        confine_now = self.confine_process if self.spawner.isolated else _nothing
+        if self.config.server.proxy_protocol or self.guard.context is not None:
+            confine_now()
+            confine_now = _nothing
         slot = None
         if self.config.server.proxy_protocol:
             peer, slot = self.proxied_peer(conn, peer)
@@ -208,11 +217,15 @@ class Server:
         try:
             secured = self.guard.handshake(conn, format_address(peer))
             if secured is not None:
-                self.run_session(secured, peer, stop)
+                self.run_session(secured, peer, stop, confine_now)
         finally:
             if slot is not None:
                 self.peers.release(slot)
         return 0
+
+    def confine_process(self) -> None:
+        hashing.prestart()           # confined, the process may start no thread
+        self.guard.confine(self.library.dir_fd)
 
     def proxied_peer(self, conn: socket.socket, peer: Tuple[str, int]):
         """The real client behind the balancer, admitted by its own per-IP limit."""
@@ -228,14 +241,15 @@ class Server:
             self.refuse(conn, "too many connections from your address")
         return real, slot
 
-    def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> None:
+    def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag,
+                    before_reading: Callable[[], None]) -> None:
         peer_text = format_address(peer)
         title = f"ftpd: {peer_text}"
         self.title(f"{title} -: starting")
         accounts = self.guard.accounts
         # `ftpd status` parses this title: peer, user, state, bytes moved.
         session = Session(conn, peer_text, self.config, self.library, stop,
-                          authenticate=accounts,
+                          authenticate=accounts, before_reading=before_reading,
                           report=lambda state: self.title(
                               f"{title} {protocol.encode_text(session.who)}: {state} "
                               f"({session.bytes_in + session.bytes_out} bytes)"))

@@ -71,7 +71,8 @@ def _auth_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
 class Session:
     def __init__(self, sock: socket.socket, peer: str, settings: Any, library: Library,
                  stop: Any, authenticate: Optional[Authenticator] = None,
-                 report: Callable[[str], None] = lambda state: None):
+                 report: Callable[[str], None] = lambda state: None,
+                 before_reading: Callable[[], None] = lambda: None):
         self.sock = sock
         self.peer = peer
         self.settings = settings
@@ -80,6 +81,7 @@ class Session:
         self.authenticate = authenticate
         self.login_failures = 0
         self.report = report
+        self.before_reading = before_reading
         self.stream = Stream(sock)
         self.user: Optional[str] = None
         self.access = settings.access.anonymous
@@ -105,6 +107,7 @@ class Session:
         started = time.monotonic()
         try:
             self.send(GREETING)    # first: connect-to-greeting latency is what clients feel
+            self.before_reading()  # e.g. the process confines itself
             log.info("session start %s", self.peer)
             while True:
                 self.serve_one()

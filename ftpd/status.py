@@ -19,15 +19,12 @@ from typing import Any, Iterable, List, Optional, Tuple
 import psutil
 
 from ftpd import daemon, protocol
+from ftpd.daemon import NotRunning
 
 SESSION_TITLE = re.compile(
     r"\Aftpd: (?P<client>\S+) (?P<user>\S+): (?P<state>.*?)(?: \((?P<bytes>\d+) bytes\))?\Z")
 MASTER_TITLE = re.compile(r"\Aftpd: master (?P<listen>\S+)")
 WILDCARD = ("", "*", "0.0.0.0", "::")
-
-
-class NotRunning(Exception):
-    """No live ftpd server was found for this config."""
 
 
 @dataclass(frozen=True)

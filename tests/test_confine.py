@@ -43,9 +43,12 @@ def proc_limits(pid: int) -> dict:
 
 @contextlib.contextmanager
 def session_child(daemon) -> Iterator[int]:
-    """Connect and wait for the greeting: the child is confined by then."""
+    """Connect and have one request answered: a child that has read from its
+    client is confined (a plain session may greet before it confines itself)."""
     with daemon.connect() as sock:
         assert sock.recv(64).startswith(b"OK FTPD/1")
+        sock.sendall(b"NOSUCHVERB\n")
+        assert sock.recv(64).startswith(b"ERR 400")
         [child] = wait_until(daemon.live_children, what="the session child")
         yield child.pid
 

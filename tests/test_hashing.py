@@ -3,6 +3,7 @@ chunking, while the caller reuses its two buffers as Stream.iter_exact does."""
 
 import hashlib
 import os
+import time
 
 from hypothesis import given, settings, strategies as st
 
@@ -27,24 +28,29 @@ def test_digest_matches_hashlib_with_two_reused_buffers(sizes, seed):
     overlapped.close()
 
 
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
 def test_close_mid_upload_stops_its_own_helper_thread():
+    before = _threads()
     overlapped = OverlappedSha256()
     overlapped.update(memoryview(os.urandom(BACKGROUND_MIN * 2)))
-    helper = overlapped._own
-    assert helper is not None and helper._thread.is_alive()
-    thread = helper._thread
+    assert overlapped._own is not None and _threads() == before + 1
     overlapped.close()
-    assert not thread.is_alive()
+    deadline = time.monotonic() + 5     # the thread is gone just after it says so
+    while _threads() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _threads() == before
 
 
 def test_without_any_thread_allowed_chunks_are_hashed_inline(monkeypatch):
-    import threading
     from ftpd import hashing
 
-    def refuse(self):
+    def refuse(function, args):
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(threading.Thread, "start", refuse)
+    monkeypatch.setattr(hashing._thread, "start_new_thread", refuse)
     monkeypatch.setattr(hashing, "_process_helper", None)
     hashing.prestart()
     assert hashing._process_helper is None
@@ -59,6 +65,7 @@ def test_a_prestarted_helper_serves_every_upload_of_the_process(monkeypatch):
     from ftpd import hashing
 
     monkeypatch.setattr(hashing, "_process_helper", None)
+    before = _threads()
     hashing.prestart()
     helper = hashing._process_helper
     try:
@@ -69,7 +76,7 @@ def test_a_prestarted_helper_serves_every_upload_of_the_process(monkeypatch):
             assert overlapped._helper is helper and overlapped._own is None
             assert overlapped.hexdigest() == hashlib.sha256(data).hexdigest()
             overlapped.close()
-        assert helper._thread.is_alive()
+        assert _threads() == before + 1     # one helper for all three uploads
     finally:
         helper.stop()
 
