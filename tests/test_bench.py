@@ -59,4 +59,9 @@ def test_quick_run_against_ftpd_measures_every_metric(tmp_path):
             assert medians[metric] > 0, (name, metric)
         assert medians["burst_errors"] == 0
         assert medians["greet_p50_ms"] <= medians["greet_p99_ms"]
+    floor = report["medians"]["cpython-floor"]       # only what a bare fork server shows
+    assert set(floor) == {"sessions_s", "burst_s", "burst_served", "burst_errors",
+                          "greet_p50_ms", "greet_p99_ms", "idle_uss_mib", "idle_pss_mib"}
+    assert floor["burst_errors"] == 0 and floor["idle_uss_mib"] > 0
     assert "| get 32 MiB to /dev/null (s) |" in done.stdout
+    assert "| cpython-floor | cpython-floor/vsftpd |" in done.stdout
