@@ -3,10 +3,9 @@ entered by each child.
 
 The parent builds a `Guard` at start and at every reload (a ConfigError
 keeps the old one): TLS context, accounts and confinement plan, so `ftpd
-check` finds every problem before a client does. A child calls `confine()`
-before it reads a byte from its client (after the greeting of a plain
-session, before any PROXY header or TLS handshake) and `handshake()` after
-any PROXY header; only then does the session read its first request.
+check` finds every problem before a client does. A child then calls
+`confine()` right after the fork and `handshake()` after any PROXY header,
+and only then does the session read its first request.
 """
 
 from __future__ import annotations

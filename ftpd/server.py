@@ -34,10 +34,6 @@ PROXY_HEADER_TIMEOUT = 5.0
 SESSION_ENDED = bytes([signal.SIGCHLD])   # a thread's end is handled like a child's
 
 
-def _nothing() -> None:
-    pass
-
-
 def open_library(config: Any) -> Library:
     os.makedirs(config.server.root, exist_ok=True)
     files = config.files
@@ -200,15 +196,13 @@ class Server:
     def session_main(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> int:
         conn.setblocking(True)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Confined before the first byte from the client is read. A plain
-        # session greets first (the greeting reads nothing, and the client
-        # waits for it); a PROXY header or a TLS handshake is read and parsed
-        # before any greeting, so it is confined at once. A thread cannot be
-        # confined alone: chroot and setuid would take the whole server along.
-        confine_now = self.confine_process if self.spawner.isolated else _nothing
-        if self.config.server.proxy_protocol or self.guard.context is not None:
-            confine_now()
-            confine_now = _nothing
+        # Confined before the greeting, so a client that has been greeted
+        # talks to a confined process; the PROXY header comes in clear before
+        # any TLS handshake. A thread cannot be confined alone: chroot and
+        # setuid would take the whole server along.
+        if self.spawner.isolated:
+            hashing.prestart()           # confined, the process may start no thread
+            self.guard.confine(self.library.dir_fd)
         slot = None
         if self.config.server.proxy_protocol:
             peer, slot = self.proxied_peer(conn, peer)
@@ -217,15 +211,11 @@ class Server:
         try:
             secured = self.guard.handshake(conn, format_address(peer))
             if secured is not None:
-                self.run_session(secured, peer, stop, confine_now)
+                self.run_session(secured, peer, stop)
         finally:
             if slot is not None:
                 self.peers.release(slot)
         return 0
-
-    def confine_process(self) -> None:
-        hashing.prestart()           # confined, the process may start no thread
-        self.guard.confine(self.library.dir_fd)
 
     def proxied_peer(self, conn: socket.socket, peer: Tuple[str, int]):
         """The real client behind the balancer, admitted by its own per-IP limit."""
@@ -241,15 +231,14 @@ class Server:
             self.refuse(conn, "too many connections from your address")
         return real, slot
 
-    def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag,
-                    before_reading: Callable[[], None]) -> None:
+    def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> None:
         peer_text = format_address(peer)
         title = f"ftpd: {peer_text}"
         self.title(f"{title} -: starting")
         accounts = self.guard.accounts
         # `ftpd status` parses this title: peer, user, state, bytes moved.
         session = Session(conn, peer_text, self.config, self.library, stop,
-                          authenticate=accounts, before_reading=before_reading,
+                          authenticate=accounts,
                           report=lambda state: self.title(
                               f"{title} {protocol.encode_text(session.who)}: {state} "
                               f"({session.bytes_in + session.bytes_out} bytes)"))

@@ -71,8 +71,7 @@ def _auth_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
 class Session:
     def __init__(self, sock: socket.socket, peer: str, settings: Any, library: Library,
                  stop: Any, authenticate: Optional[Authenticator] = None,
-                 report: Callable[[str], None] = lambda state: None,
-                 before_reading: Callable[[], None] = lambda: None):
+                 report: Callable[[str], None] = lambda state: None):
         self.sock = sock
         self.peer = peer
         self.settings = settings
@@ -81,7 +80,6 @@ class Session:
         self.authenticate = authenticate
         self.login_failures = 0
         self.report = report
-        self.before_reading = before_reading
         self.stream = Stream(sock)
         self.user: Optional[str] = None
         self.access = settings.access.anonymous
@@ -107,7 +105,6 @@ class Session:
         started = time.monotonic()
         try:
             self.send(GREETING)    # first: connect-to-greeting latency is what clients feel
-            self.before_reading()  # e.g. the process confines itself
             log.info("session start %s", self.peer)
             while True:
                 self.serve_one()

@@ -69,6 +69,18 @@ def test_every_child_has_no_new_privs_and_small_limits(make_daemon):
 
 
 @fork_only
+def test_a_greeted_client_already_talks_to_a_confined_child(make_daemon):
+    daemon = make_daemon()
+    for _ in range(5):     # the greeting must never overtake the confinement
+        with daemon.connect() as sock:
+            assert sock.recv(64).startswith(b"OK FTPD/1")
+            [child] = wait_until(daemon.live_children, what="the session child")
+            assert proc_status(child.pid)["NoNewPrivs"] == ["1"]
+            assert proc_limits(child.pid)["Max processes"] == ("0", "0")
+        wait_until(lambda: not daemon.children(), what="the session to be reaped")
+
+
+@fork_only
 def test_without_max_file_size_the_file_size_limit_is_left_alone(make_daemon):
     daemon = make_daemon()
     with session_child(daemon) as pid:
