@@ -86,14 +86,6 @@ class Session:
         self.bytes_in = 0
         self.bytes_out = 0
         self.shown_percent = -1
-        self.commands: Dict[str, Command] = {
-            "L": Command(_no_args, self.do_list, 0, 0, "read"),
-            "G": Command(_get_args, self.do_get, 1, 2, "read"),
-            "P": Command(_put_args, self.do_put, 2, 3, "write"),
-            "H": Command(_name_arg, self.do_hash, 1, 1, "read"),
-            "A": Command(_auth_args, self.do_auth, 2, 2, None),
-            "Q": Command(_no_args, self.do_quit, 0, 0, None),
-        }
 
     @property
     def who(self) -> str:
@@ -153,7 +145,7 @@ class Session:
                 raise CloseSession() from exc
 
     def dispatch(self, request: protocol.Request) -> None:
-        command = self.commands.get(request.verb)
+        command = COMMANDS.get(request.verb)
         if command is None:
             raise ProtocolError(BAD_REQUEST, "unknown command")
         if not command.min_args <= len(request.args) <= command.max_args:
@@ -161,7 +153,7 @@ class Session:
         parsed = command.parse(request.args)
         if command.needs is not None:
             self.require(command.needs)
-        command.run(*parsed)
+        command.run(self, *parsed)
 
     def require(self, level: str) -> None:
         if ACCESS_LEVELS[self.access] >= ACCESS_LEVELS[level]:
@@ -312,3 +304,14 @@ class Session:
                      digest: Optional[str], result: str) -> None:
         logs.log_transfer(self.peer, self.who, verb, name, size,
                           time.monotonic() - started, digest, result)
+
+
+# The one dispatch table: verb -> (parse fields, handler, arity, access needed).
+COMMANDS: Dict[str, Command] = {
+    "L": Command(_no_args, Session.do_list, 0, 0, "read"),
+    "G": Command(_get_args, Session.do_get, 1, 2, "read"),
+    "P": Command(_put_args, Session.do_put, 2, 3, "write"),
+    "H": Command(_name_arg, Session.do_hash, 1, 1, "read"),
+    "A": Command(_auth_args, Session.do_auth, 2, 2, None),
+    "Q": Command(_no_args, Session.do_quit, 0, 0, None),
+}
