@@ -4,6 +4,7 @@ returns {metric: value}; a failed run raises MeasureError."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -15,7 +16,7 @@ from typing import Dict, List, Tuple
 
 import psutil
 
-from bench.servers import Contestant, Workspace, free_port, wait_for
+from bench.servers import PROJECT, Contestant, Workspace, free_port, wait_for
 
 MiB = 1 << 20
 
@@ -165,11 +166,11 @@ class Meter:
         return {"crash_survivors": alive / (len(socks) - 1)}
 
     def user_get(self, who: Contestant) -> Dict[str, float]:
-        """What a user sees: curl for vsftpd, the ftpd Python client for ftpd."""
+        """What a user sees: curl for vsftpd, ftpc (verifying, as by default) for ftpd."""
         if who.proto == "ftp":
             url = f"ftp://127.0.0.1:{who.port}/{self.ws.big.name}"
             return {"user_get_s": _curl(["-o", "/dev/null", url], self.limit)}
-        return {"user_get_s": self._py("get", who, self.ws.big.name)}
+        return {"user_get_s": self._ftpc(who, ["get", self.ws.big.name, "-o", "-"])}
 
     def user_put(self, who: Contestant) -> Dict[str, float]:
         who.clear_uploads()
@@ -177,14 +178,21 @@ class Meter:
             if who.proto == "ftp":
                 url = f"ftp://127.0.0.1:{who.port}/{who.upload_path}"
                 return {"user_put_s": _curl(["-T", str(self.ws.big), url], self.limit)}
-            return {"user_put_s": self._py("put", who, str(self.ws.big))}
+            return {"user_put_s": self._ftpc(who, ["put", str(self.ws.big),
+                                                   "--as", who.upload_path])}
         finally:
             who.clear_uploads()
 
-    def _py(self, verb: str, who: Contestant, arg: str) -> float:
-        argv = [sys.executable, str(Path(__file__).with_name("pyclient.py")), verb,
-                str(who.port), arg]
-        return run_json(argv, self.limit)["seconds"]
+    def _ftpc(self, who: Contestant, command: List[str]) -> float:
+        """ftpc run as a user runs it, timed from start to exit like curl."""
+        argv = [sys.executable, "-m", "ftpd.ftpc", "-q", f"127.0.0.1:{who.port}"] + command
+        env = dict(os.environ, PYTHONPATH=str(PROJECT))
+        started = time.monotonic()
+        done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, timeout=self.limit, env=env)
+        if done.returncode != 0:
+            raise MeasureError(f"ftpc {command[0]} failed: {done.stderr.strip()}")
+        return time.monotonic() - started
 
 
 def _curl(args: List[str], limit: float) -> float:

@@ -61,8 +61,8 @@ def rows(sizes: dict) -> List[tuple]:
         ("greet_p99_ms", f"connect to greeting p99 over {sizes['latency']} (ms)", 1.0),
         ("idle_uss_mib", f"USS per idle session, {sizes['idle']} idle (MiB)", None),
         ("idle_pss_mib", f"PSS growth per idle session, {sizes['idle']} idle (MiB)", None),
-        ("user_get_s", f"user client get {big} (curl / ftpd.client) (s)", None),
-        ("user_put_s", f"user client put {big} (curl / ftpd.client) (s)", None),
+        ("user_get_s", f"user client get {big} (curl / ftpc) (s)", None),
+        ("user_put_s", f"user client put {big} (curl / ftpc) (s)", None),
         ("put_parallel_s", f"{sizes['parallel']} parallel puts of {sizes['medium'] // MiB} MiB "
                            "(s)", None),
         ("crash_survivors", f"other sessions alive after one of {sizes['crash']} crashes "
