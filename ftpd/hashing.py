@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _thread
 import hashlib
+import signal
 from typing import Any, Optional, Tuple
 
 BACKGROUND_MIN = 256 << 10   # smaller chunks are hashed at once: a hand-off costs more
@@ -39,11 +40,17 @@ class HashThread:
 
     def start(self) -> bool:
         self._done.acquire()
+        # Started with every signal blocked (a new thread inherits the mask):
+        # a signal for the process then always reaches the main thread, and
+        # interrupts the call it is blocked in, instead of waking a helper.
+        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             _thread.start_new_thread(self._work, ())
         except RuntimeError:                    # no thread allowed (RLIMIT_NPROC)
             self._done.release()
             return False
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         self._running = True
         return True
 

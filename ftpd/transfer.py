@@ -98,15 +98,20 @@ def local_target(name: str, local: Optional[str]) -> str:
 
 
 class _Sink:
-    """Writes downloaded chunks, hashing them and advancing the bar."""
+    """Writes downloaded chunks, hashing them when the download is to be
+    verified, and advancing the bar."""
 
-    def __init__(self, handle: BinaryIO, digest: Any):
+    def __init__(self, handle: BinaryIO, digest: Any = None):
         self.handle, self.digest, self.bar = handle, digest, NullBar()
 
     def write(self, chunk: Any) -> None:
         self.handle.write(chunk)
-        self.digest.update(chunk)
+        if self.digest is not None:
+            self.digest.update(chunk)
         self.bar.update(len(chunk))
+
+    def hexdigest(self) -> Optional[str]:
+        return None if self.digest is None else self.digest.hexdigest()
 
 
 # -- download --------------------------------------------------------------------------
@@ -125,16 +130,17 @@ def download(client: Client, name: str, target: str, options: GetOptions = GetOp
         raise LocalFileError(f"cannot write {part}: {exc.strerror}") from exc
     try:
         with handle:
-            digest = _prefix_digest(handle, offset)
-            size = _receive(client, name, offset, _Sink(handle, digest), bar)
+            sink = _Sink(handle, _prefix_digest(handle, offset) if verify else None)
+            size = _receive(client, name, offset, sink, bar)
             os.fsync(handle.fileno())
-        if verify:
-            _verify(client, name, offset + size, digest.hexdigest())
+        digest = sink.hexdigest()
+        if digest is not None:
+            _verify(client, name, offset + size, digest)
         _commit(part, target, options.force)
     except BaseException as exc:
         _after_failure(exc, client, part, options.resume)
         raise _translate(exc, part, options.resume) from exc
-    return Outcome(target, offset + size, digest.hexdigest() if verify else None, offset)
+    return Outcome(target, offset + size, digest, offset)
 
 
 def _check_remote_name(name: str) -> None:
@@ -244,15 +250,16 @@ def _remove(path: str) -> None:
 def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = True,
                        bar: ProgressFactory = no_bar) -> Outcome:
     """`get NAME -o -`: bytes cannot be taken back, but a mismatch still fails."""
-    digest = hashlib.sha256()
+    sink = _Sink(out, hashlib.sha256() if verify else None)
     try:
-        size = _receive(client, name, 0, _Sink(out, digest), bar)
+        size = _receive(client, name, 0, sink, bar)
     except KeyboardInterrupt as exc:
         client.close()
         raise Cancelled("download cancelled") from exc
-    if verify:
-        _verify(client, name, size, digest.hexdigest())
-    return Outcome("-", size, digest.hexdigest() if verify else None)
+    digest = sink.hexdigest()
+    if digest is not None:
+        _verify(client, name, size, digest)
+    return Outcome("-", size, digest)
 
 
 # -- upload --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ chunking, while the caller reuses its two buffers as Stream.iter_exact does."""
 
 import hashlib
 import os
+import signal
 import time
 
 from hypothesis import given, settings, strategies as st
@@ -88,3 +89,21 @@ def test_large_upload_is_stored_with_the_right_digest(daemon, tmp_path):
     with daemon.client() as client:
         assert client.put(str(source), "big.bin") == (len(data), hashlib.sha256(data).hexdigest())
     assert (daemon.root / "big.bin").read_bytes() == data
+
+
+def test_the_helper_thread_blocks_signals_so_they_reach_the_main_thread():
+    from ftpd.hashing import HashThread
+
+    before = set(os.listdir("/proc/self/task"))
+    helper = HashThread()
+    assert helper.start()
+    try:
+        [tid] = set(os.listdir("/proc/self/task")) - before
+        status = dict(line.split(":\t", 1) for line in
+                      open(f"/proc/self/task/{tid}/status").read().splitlines() if ":\t" in line)
+        blocked = int(status["SigBlk"], 16)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            assert blocked & (1 << (sig - 1)), sig
+        assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])   # ours is left as it was
+    finally:
+        helper.stop()
