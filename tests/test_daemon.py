@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from ftpd.client import Client
-from tests.conftest import wait_until, write_config
+from tests.conftest import project_env, wait_until, write_config
 from tests.servicekit import free_port, ftpd
 
 
@@ -120,3 +120,15 @@ def test_daemon_without_log_file_or_syslog_is_a_config_error(site, tmp_path):
     result = ftpd(["-c", str(conf), "serve", "--daemon"])
     assert result.returncode == 78
     assert f"{conf}: [log] file: --daemon needs a log file" in result.stderr
+
+
+def test_the_serving_parent_loads_nothing_only_other_commands_need():
+    # Every fork copies the parent's page tables: psutil (ftpd status, the
+    # pidfile check), python-daemon (--daemon) and multiprocessing (the
+    # PROXY peer table) are imported where they are used.
+    code = ("import sys; from ftpd import cli, server, service; "
+            "print(sorted(m for m in ('psutil', 'daemon', 'multiprocessing') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=project_env(), timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
