@@ -107,3 +107,48 @@ def test_ipv6_target_label():
     assert parse_target("files.lan", 5.0, None).label == "files.lan:8021"
     with pytest.raises(ValueError):
         parse_target("files.lan:99999", 5.0, None)
+
+
+class FakeDownload:
+    """Stands in for Client: serves `data` to G and its digest to H."""
+
+    def __init__(self, data: bytes, digest: str):
+        self.data, self.digest = data, digest
+
+    def start_get(self, name, offset=0):
+        return len(self.data) - offset
+
+    def receive(self, sink, count):
+        for start in range(0, count, 1000):
+            sink.write(memoryview(self.data)[start:start + 1000])
+
+    def hash(self, name):
+        return len(self.data), self.digest
+
+
+def test_a_download_to_stdout_is_verified_by_default_and_not_even_hashed_without():
+    import hashlib
+    import io
+    from ftpd import transfer
+
+    data = b"ftpd" * 2500
+    good = hashlib.sha256(data).hexdigest()
+    out = io.BytesIO()
+    outcome = transfer.download_to_stream(FakeDownload(data, good), "f", out)
+    assert out.getvalue() == data and outcome.sha256 == good
+    with pytest.raises(transfer.VerifyError):
+        transfer.download_to_stream(FakeDownload(data, "0" * 64), "f", io.BytesIO())
+
+
+def test_without_verification_nothing_is_hashed(monkeypatch):
+    import io
+    from ftpd import transfer
+
+    def no_hashing():
+        raise AssertionError("hashed a download that is not verified")
+
+    monkeypatch.setattr(transfer.hashlib, "sha256", no_hashing)
+    out = io.BytesIO()
+    outcome = transfer.download_to_stream(FakeDownload(b"x" * 5000, "0" * 64), "f", out,
+                                          verify=False)
+    assert out.getvalue() == b"x" * 5000 and outcome.sha256 is None

@@ -108,3 +108,25 @@ def test_usr1_reopens_the_transfer_log(make_daemon, tmp_path):
         client.get("a.txt", str(tmp_path / "a2"))
     assert len(transfer_lines(transfers, 1)) == 1
     assert len((tmp_path / "transfer.log.1").read_text().splitlines()) == 1
+
+
+def test_log_records_skip_the_fields_no_format_prints(tmp_path):
+    # Every forked session logs a few lines: finding the caller's file and
+    # line walks frames (and copies shared pages) for a field never shown.
+    conf = write_config(tmp_path / "ftpd.conf", {"server": {"root": str(tmp_path)}})
+    code = f"""
+import logging
+from ftpd import config, logs
+logs.setup(config.load({str(conf)!r}))
+seen = []
+handler = logging.Handler()
+handler.emit = seen.append
+logging.getLogger().addHandler(handler)
+logging.getLogger("ftpd.session").info("session start %s", "x")
+record = seen[0]
+print(record.lineno, record.threadName, record.processName, record.process > 0)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=project_env(), timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "None", "None", "True"]   # the pid is printed
