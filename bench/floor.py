@@ -20,7 +20,8 @@ import signal
 import socket
 import sys
 
-from ftpd import cli, server, service  # noqa: F401  (what ftpd's parent has loaded when it forks)
+from ftpd import cli  # noqa: F401  (what ftpd's parent has loaded when it forks)
+from ftpd.server import parent, service  # noqa: F401
 
 
 def serve(conn: socket.socket, root_fd: int) -> None:

@@ -8,9 +8,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ftpd import __version__, config as config_mod
 from ftpd.config import EX_CONFIG, ConfigError
-from ftpd.daemon import DaemonError, NotRunning
-from ftpd.listeners import BindError
-from ftpd.systemd import ActivationError
+from ftpd.server.daemon import DaemonError, NotRunning
+from ftpd.server.listeners import BindError
+from ftpd.server.systemd import ActivationError
 
 EX_OK = 0
 EX_USAGE = 64
@@ -73,7 +73,7 @@ def overrides_from(args: argparse.Namespace) -> Dict[Tuple[str, str], str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ftpd.guard import Guard
+    from ftpd.server.guard import Guard
 
     cfg = config_mod.load(args.config, overrides_from(args))
     guard = Guard.from_config(cfg)    # TLS files, users file, user and group
@@ -84,18 +84,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ftpd import service
+    from ftpd.server import service
     return service.serve(args.config, overrides_from(args), detach=getattr(args, "daemon", False))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ftpd import status
+    from ftpd.server import status
     print(status.status(config_mod.load(args.config, overrides_from(args)), as_json=args.json))
     return EX_OK
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    from ftpd import auth
+    from ftpd.server import auth
 
     cfg = config_mod.load(args.config, overrides_from(args))
     path = cfg.access.users_file

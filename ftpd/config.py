@@ -104,7 +104,7 @@ def choice(*options: str) -> Callable[[str], str]:
 
 
 def parse_proxies(text: str) -> Tuple[Any, ...]:
-    from ftpd.proxy import parse_networks
+    from ftpd.server.proxy import parse_networks
     return parse_networks(text)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from ftpd import auth
+from ftpd.server import auth
 from ftpd.client import ConnectionLost, ServerError
 from tests.conftest import project_env, read_reply, recv_all, wait_until, write_config
 

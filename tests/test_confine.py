@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from ftpd import confine
+from ftpd.server import confine
 from ftpd.client import Client, ServerError
 from tests.certs import make_pki
 from tests.conftest import fork_only, project_env, wait_until, write_config
@@ -90,8 +90,8 @@ def test_without_max_file_size_the_file_size_limit_is_left_alone(make_daemon):
 def test_a_write_past_rlimit_fsize_becomes_413_not_a_signal(tmp_path):
     script = f"""
 import os, sys
-from ftpd import confine
-from ftpd.library import Library, LibraryError
+from ftpd.server import confine
+from ftpd.server.library import Library, LibraryError
 library = Library({str(tmp_path)!r})
 confine.limit_resources(confine.Plan(chroot=False, uid=None, gid=None, user="", fsize=1000))
 upload = library.begin_upload("big")

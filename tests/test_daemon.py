@@ -126,7 +126,7 @@ def test_the_serving_parent_loads_nothing_only_other_commands_need():
     # Every fork copies the parent's page tables: psutil (ftpd status, the
     # pidfile check), python-daemon (--daemon) and multiprocessing (the
     # PROXY peer table) are imported where they are used.
-    code = ("import sys; from ftpd import cli, server, service; "
+    code = ("import sys; from ftpd import cli; from ftpd.server import parent, service; "
             "print(sorted(m for m in ('psutil', 'daemon', 'multiprocessing') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=project_env(), timeout=30)

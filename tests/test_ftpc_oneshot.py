@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ftpd.transfer import part_path, upload
+from ftpd.ftpc.transfer import part_path, upload
 from tests.conftest import wait_until
 from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file, run_ftpc
 

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-from ftpd.connect import INSECURE_WARNING, build_ssl_context
+from ftpd.ftpc.connect import INSECURE_WARNING, build_ssl_context
 from tests.ftpc_util import run_ftpc
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ftpd.client import Entry, ServerError
-from ftpd.completion import matches, render, split_partial
-from ftpd.connect import CredentialError, parse_target, resolve_login
-from ftpd.display import describe, human_size, listing_table
+from ftpd.ftpc.completion import matches, render, split_partial
+from ftpd.ftpc.connect import CredentialError, parse_target, resolve_login
+from ftpd.ftpc.display import describe, human_size, listing_table
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ class FakeDownload:
 def test_a_download_to_stdout_is_verified_by_default_and_not_even_hashed_without():
     import hashlib
     import io
-    from ftpd import transfer
+    from ftpd.ftpc import transfer
 
     data = b"ftpd" * 2500
     good = hashlib.sha256(data).hexdigest()
@@ -142,7 +142,7 @@ def test_a_download_to_stdout_is_verified_by_default_and_not_even_hashed_without
 
 def test_without_verification_nothing_is_hashed(monkeypatch):
     import io
-    from ftpd import transfer
+    from ftpd.ftpc import transfer
 
     def no_hashing():
         raise AssertionError("hashed a download that is not verified")

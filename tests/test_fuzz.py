@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from ftpd import auth, protocol
-from ftpd.library import TEMP_PREFIX
+from ftpd.server import auth
+from ftpd import protocol
+from ftpd.server.library import TEMP_PREFIX
 from tests.conftest import wait_until
 
 CANARY = b"CANARY-" + os.urandom(8).hex().encode()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ftpd.client import Client, ServerError
-from ftpd.library import TEMP_PREFIX
+from ftpd.server.library import TEMP_PREFIX
 from tests.conftest import fork_only, read_reply, wait_until
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ftpd import proxy
+from ftpd.server import proxy
 from ftpd.client import Client, ClientError, ConnectionLost
-from ftpd.library import TEMP_PREFIX
+from ftpd.server.library import TEMP_PREFIX
 from tests.conftest import read_reply, recv_all, wait_until
 
 HAPROXY = shutil.which("haproxy") or (

@@ -8,7 +8,7 @@ import time
 
 from hypothesis import given, settings, strategies as st
 
-from ftpd.hashing import BACKGROUND_MIN, OverlappedSha256
+from ftpd.server.hashing import BACKGROUND_MIN, OverlappedSha256
 
 
 @settings(max_examples=30, deadline=None)
@@ -46,7 +46,7 @@ def test_close_mid_upload_stops_its_own_helper_thread():
 
 
 def test_without_any_thread_allowed_chunks_are_hashed_inline(monkeypatch):
-    from ftpd import hashing
+    from ftpd.server import hashing
 
     def refuse(function, args):
         raise RuntimeError("can't start new thread")
@@ -63,7 +63,7 @@ def test_without_any_thread_allowed_chunks_are_hashed_inline(monkeypatch):
 
 
 def test_a_prestarted_helper_serves_every_upload_of_the_process(monkeypatch):
-    from ftpd import hashing
+    from ftpd.server import hashing
 
     monkeypatch.setattr(hashing, "_process_helper", None)
     before = _threads()
@@ -92,7 +92,7 @@ def test_large_upload_is_stored_with_the_right_digest(daemon, tmp_path):
 
 
 def test_the_helper_thread_blocks_signals_so_they_reach_the_main_thread():
-    from ftpd.hashing import HashThread
+    from ftpd.server.hashing import HashThread
 
     before = set(os.listdir("/proc/self/task"))
     helper = HashThread()

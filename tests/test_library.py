@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from ftpd.library import Library, LibraryError, node_host, temp_name
+from ftpd.server.library import Library, LibraryError, node_host, temp_name
 from tests.conftest import read_reply
 
 

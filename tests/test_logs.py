@@ -116,7 +116,8 @@ def test_log_records_skip_the_fields_no_format_prints(tmp_path):
     conf = write_config(tmp_path / "ftpd.conf", {"server": {"root": str(tmp_path)}})
     code = f"""
 import logging
-from ftpd import config, logs
+from ftpd import config
+from ftpd.server import logs
 logs.setup(config.load({str(conf)!r}))
 seen = []
 handler = logging.Handler()

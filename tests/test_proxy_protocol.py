@@ -7,8 +7,8 @@ import threading
 import pytest
 from hypothesis import given, strategies as st
 
-from ftpd import proxy
-from ftpd.proxy import ProxyError
+from ftpd.server import proxy
+from ftpd.server.proxy import ProxyError
 
 
 def feed(data: bytes, then: bytes = b"", timeout: float = 2.0):
@@ -103,7 +103,7 @@ def test_build_and_parse_roundtrip(address, port, v2):
 def test_peer_table_limits_per_address_across_fork_and_frees_dead_slots():
     import os
     from concurrent.futures import ThreadPoolExecutor
-    from ftpd.peers import PeerTable
+    from ftpd.server.peers import PeerTable
 
     table = PeerTable(4)
     first = table.admit("10.0.0.1", limit=2)

@@ -3,7 +3,7 @@
 import os
 import signal
 
-from ftpd.spawn import ForkSpawner, ProcessOps, StopFlag
+from ftpd.server.spawn import ForkSpawner, ProcessOps, StopFlag
 
 
 class FakeOps(ProcessOps):

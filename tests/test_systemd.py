@@ -126,7 +126,7 @@ def test_socket_activation_rejects_a_datagram_socket(activated, tmp_path):
 
 ADOPT = """
 import os, socket, sys
-from ftpd import systemd
+from ftpd.server import systemd
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen()

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from ftpd import __version__, logs, protocol
-from ftpd.library import Library, LibraryError
+from ftpd import __version__, protocol
+from ftpd.server import logs
+from ftpd.server.library import Library, LibraryError
 from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, TIMEOUT,
                            UNAVAILABLE, ProtocolError)
 from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTimeout

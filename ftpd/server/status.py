@@ -18,8 +18,9 @@ from typing import Any, Iterable, List, Optional, Tuple
 
 import psutil
 
-from ftpd import daemon, protocol
-from ftpd.daemon import NotRunning
+from ftpd.server import daemon
+from ftpd import protocol
+from ftpd.server.daemon import NotRunning
 
 SESSION_TITLE = re.compile(
     r"\Aftpd: (?P<client>\S+) (?P<user>\S+): (?P<state>.*?)(?: \((?P<bytes>\d+) bytes\))?\Z")

@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import setproctitle
 
 from ftpd import config as config_mod
-from ftpd import daemon, listeners, logs, systemd
-from ftpd.listeners import Address
+from ftpd.server import daemon, listeners, logs, systemd
+from ftpd.server.listeners import Address
 
 Bound = Dict[Address, List[socket.socket]]
 
@@ -48,7 +48,7 @@ def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
 
 def _run(config: Any, reload_config: Callable[[], Any], bound: Bound, inherited: bool,
          pidfile: Optional[daemon.PidFile], ready: Callable[[str], None]) -> int:
-    from ftpd.server import Server
+    from ftpd.server.parent import Server
 
     def notify(state: str) -> None:
         systemd.notify(state)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
 from ftpd import protocol
-from ftpd.hashing import OverlappedSha256
+from ftpd.server.hashing import OverlappedSha256
 from ftpd.protocol import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
                            TOO_LARGE, DIGEST_MISMATCH)
 

@@ -15,15 +15,16 @@ import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ftpd import listeners as listen_mod
-from ftpd import hashing, protocol, proxy
+from ftpd.server import listeners as listen_mod
+from ftpd.server import hashing, proxy
+from ftpd import protocol
 from ftpd.config import ConfigError
-from ftpd.guard import Guard
-from ftpd.library import Library
-from ftpd.listeners import Address, BindError, format_address
-from ftpd.peers import PeerTable
-from ftpd.session import Session
-from ftpd.spawn import ForkSpawner, Spawner, StopFlag, ThreadSpawner
+from ftpd.server.guard import Guard
+from ftpd.server.library import Library
+from ftpd.server.listeners import Address, BindError, format_address
+from ftpd.server.peers import PeerTable
+from ftpd.server.session import Session
+from ftpd.server.spawn import ForkSpawner, Spawner, StopFlag, ThreadSpawner
 
 log = logging.getLogger("ftpd.server")
 

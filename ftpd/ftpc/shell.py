@@ -16,10 +16,10 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
-from ftpd.completion import DELIMS, local_paths, matches, split_partial
-from ftpd.connect import Target, resolve_login
-from ftpd.display import describe, human_size, listing_table, transfer_summary
-from ftpd.transfer import (Cancelled, GetOptions, TransferError, download, local_target,
+from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
+from ftpd.ftpc.connect import Target, resolve_login
+from ftpd.ftpc.display import describe, human_size, listing_table, transfer_summary
+from ftpd.ftpc.transfer import (Cancelled, GetOptions, TransferError, download, local_target,
                            no_bar, tqdm_bar, upload)
 
 try:

@@ -20,10 +20,10 @@ from typing import Callable, Dict, Optional, Sequence
 
 from ftpd import __version__
 from ftpd.client import Client, ConnectionLost, ServerError
-from ftpd.connect import CredentialError, Target, build_ssl_context, parse_target, resolve_login
-from ftpd.display import describe, listing_json, listing_table, transfer_summary
+from ftpd.ftpc.connect import CredentialError, Target, build_ssl_context, parse_target, resolve_login
+from ftpd.ftpc.display import describe, listing_json, listing_table, transfer_summary
 from ftpd.protocol import DEFAULT_PORT
-from ftpd.transfer import (Cancelled, GetOptions, LocalFileError, VerifyError, download,
+from ftpd.ftpc.transfer import (Cancelled, GetOptions, LocalFileError, VerifyError, download,
                            download_to_stream, local_target, no_bar, tqdm_bar, upload)
 
 EX_OK = 0
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     target = make_target(args)
     login = resolve_login(target.host, args.user)
     if args.command is None:
-        from ftpd.shell import run_shell
+        from ftpd.ftpc.shell import run_shell
         return run_shell(target, login, quiet=args.quiet)
     for attempt in range(max(args.retries, 0) + 1):
         try:

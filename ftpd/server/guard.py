@@ -16,8 +16,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ftpd import confine, tls
-from ftpd.auth import Accounts
+from ftpd.server import confine, tls
+from ftpd.server.auth import Accounts
 
 log = logging.getLogger("ftpd.server")
 

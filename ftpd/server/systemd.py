@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Dict, List, Mapping, MutableMapping, Optional
 
-from ftpd.listeners import Address
+from ftpd.server.listeners import Address
 
 log = logging.getLogger("ftpd.systemd")
 

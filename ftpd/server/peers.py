@@ -16,7 +16,7 @@ import struct
 import threading
 from typing import Optional
 
-from ftpd.library import pid_alive
+from ftpd.server.library import pid_alive
 
 _SLOT = struct.Struct("!iQ46s")      # pid, thread ident, address text
 _EMPTY = _SLOT.pack(0, 0, b"")

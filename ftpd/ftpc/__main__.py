@@ -1,0 +1,3 @@
+from ftpd.ftpc.cli import main
+
+raise SystemExit(main())
