@@ -7,7 +7,6 @@ SETTINGS; tests hold them to it. Every error names file, section and key.
 from __future__ import annotations
 
 import configparser
-import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -131,6 +130,19 @@ def directory_path(text: str) -> str:
     return os.path.abspath(path)
 
 
+def home_path(text: str) -> str:
+    """A home below the library: a relative path whose components are valid
+    FTPD/1 names (so it can never climb out); empty means the whole library."""
+    from ftpd.protocol import ProtocolError, parse_path
+    path = text.strip().strip("/")
+    if not path:
+        return ""
+    try:
+        return "/".join(parse_path(path))
+    except ProtocolError as exc:
+        raise ValueError(f"{text.strip()!r} is not a path below the library ({exc.text})") from None
+
+
 # --- the table -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -146,7 +158,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("server", "listen", f"127.0.0.1:{DEFAULT_PORT}", parse_listen,
             "Addresses to listen on, comma-separated host:port; IPv6 as [::1]:8021."),
     Setting("server", "root", "./library", directory_path,
-            "The file library: one flat directory, created if missing."),
+            "The file library: the root of the tree clients see, created if missing."),
     Setting("server", "max_clients", "200", integer(1, 100000),
             "Sessions served at once; more are refused with ERR 421 before any fork."),
     Setting("server", "max_clients_per_ip", "50", integer(1, 100000),
@@ -181,8 +193,14 @@ SETTINGS: Tuple[Setting, ...] = (
             "Whether an upload may replace an existing file (no: ERR 403)."),
     Setting("files", "fsync", "yes", parse_bool,
             "Make each upload durable (fsync file and directory) before replying."),
+    Setting("files", "max_depth", "32", integer(1, 1000),
+            "Most directory levels a path may have (a deeper M or P gets ERR 400)."),
+    Setting("files", "max_entries_per_listing", "100000", integer(1, 100000000),
+            "Most rows one L answers; a bigger directory gets ERR 413 instead."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
+    Setting("access", "anonymous_home", "", home_path,
+            "Directory, relative to the library, that anonymous sessions see; empty: all."),
     Setting("log", "level", "info", choice("debug", "info", "warning", "error"),
             "Least severe messages logged: debug, info, warning or error."),
     Setting("log", "file", "", optional_path,
@@ -206,14 +224,75 @@ SETTINGS: Tuple[Setting, ...] = (
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
 
-def _section_class(section: str) -> type:
-    fields = [(s.key, Any) for s in SETTINGS if s.section == section]
-    return dataclasses.make_dataclass(section.capitalize() + "Settings", fields, frozen=True)
+# --- the typed config: one field per row of SETTINGS (a test holds them equal);
+# defaults and help live only in the table.
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: Tuple[Tuple[str, int], ...]
+    root: str
+    max_clients: int
+    max_clients_per_ip: int
+    idle_timeout: float
+    data_timeout: float
+    backlog: int
+    shutdown_timeout: float
+    proxy_protocol: bool
+    trusted_proxies: Tuple[Any, ...]
+    pidfile: str
+    user: str
+    group: str
+    chroot: bool
+    concurrency: str
 
 
-_SECTION_CLASSES = {section: _section_class(section) for section in SECTIONS}
-Config = dataclasses.make_dataclass(
-    "Config", [(section, Any) for section in SECTIONS] + [("source", str)], frozen=True)
+@dataclass(frozen=True)
+class FilesSettings:
+    max_file_size: int
+    min_free_space: int
+    overwrite: bool
+    fsync: bool
+    max_depth: int
+    max_entries_per_listing: int
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    anonymous: str
+    anonymous_home: str
+    users_file: str
+    login_failure_delay: float
+    max_login_failures: int
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str
+    file: str
+    transfer_log: str
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    certificate: str
+    private_key: str
+    handshake_timeout: float
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings
+    files: FilesSettings
+    access: AccessSettings
+    log: LogSettings
+    tls: TlsSettings
+    source: str = "<built-in>"
+
+
+SECTION_TYPES: Dict[str, type] = {
+    "server": ServerSettings, "files": FilesSettings, "access": AccessSettings,
+    "log": LogSettings, "tls": TlsSettings,
+}
 
 
 # --- loading ---------------------------------------------------------------
@@ -249,7 +328,7 @@ def read_file(path: str) -> Dict[Tuple[str, str], str]:
 
 
 def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
-          overrides: Mapping[Tuple[str, str], str] = ()) -> Any:
+          overrides: Mapping[Tuple[str, str], str] = ()) -> Config:
     """Parse every setting (file value, else default) into a frozen Config."""
     overrides = dict(overrides)
     sections: Dict[str, Dict[str, Any]] = {section: {} for section in SECTIONS}
@@ -261,12 +340,12 @@ def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
             sections[setting.section][setting.key] = setting.parse(raw)
         except ValueError as exc:
             raise ConfigError(str(exc), origin, setting.section, setting.key) from exc
-    parts = {name: _SECTION_CLASSES[name](**fields) for name, fields in sections.items()}
-    return Config(source=source, **parts)
+    return Config(source=source, **{name: SECTION_TYPES[name](**fields)
+                                    for name, fields in sections.items()})
 
 
 def load(path: Optional[str] = None, overrides: Mapping[Tuple[str, str], str] = (),
-         environ: Mapping[str, str] = os.environ) -> Any:
+         environ: Mapping[str, str] = os.environ) -> Config:
     located = locate(path, environ)
     if located is None:
         return build({}, overrides=overrides)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 PROTOCOL = "FTPD/1"
 MAX_LINE = 4096            # bytes, including the LF
 MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4000
 DEFAULT_PORT = 8021
 
 BAD_REQUEST = 400
@@ -124,6 +125,37 @@ def decode_name(field: bytes) -> str:
     except UnicodeDecodeError as exc:
         raise ProtocolError(BAD_REQUEST, "invalid name") from exc
     return validate_name(name)
+
+
+def parse_path(text: str) -> Tuple[str, ...]:
+    """A decoded path -> its components, each a valid name (protocol.md §1):
+    no leading or trailing '/', no empty, '.' or '..' component, at most
+    MAX_PATH_BYTES. The only way a path enters the server."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(BAD_REQUEST, "invalid name") from exc
+    if not 1 <= size <= MAX_PATH_BYTES:
+        raise ProtocolError(BAD_REQUEST, "invalid name")
+    parts = tuple(text.split("/"))
+    for part in parts:
+        validate_name(part)
+    return parts
+
+
+def decode_path(field: bytes) -> Tuple[str, ...]:
+    """Wire field -> validated path components ('/' or '%2F' separate them)."""
+    try:
+        text = percent_decode(field).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(BAD_REQUEST, "invalid name") from exc
+    return parse_path(text)
+
+
+def encode_path(path: "str | Sequence[str]") -> str:
+    """Path (a 'a/b' string or its components) -> wire field; '/' travels as is."""
+    parts = path.split("/") if isinstance(path, str) else list(path)
+    return "/".join(encode_name(part) for part in parts)
 
 
 def decode_text(field: bytes) -> str:

@@ -190,3 +190,35 @@ def test_no_subcommand_means_serve_with_built_in_defaults(tmp_path):
     finally:
         proc.send_signal(sig.SIGTERM)
         assert proc.wait(20) == 0
+
+
+def test_typed_sections_and_the_settings_table_agree():
+    # The dataclasses give the types; the table gives defaults and help. Every
+    # row has exactly one field and every field one row, in the same order.
+    import dataclasses as dc
+    from ftpd.config import SECTION_TYPES, SECTIONS, SETTINGS, Config
+    assert [f.name for f in dc.fields(Config) if f.name != "source"] == list(SECTIONS)
+    for section, cls in SECTION_TYPES.items():
+        table = [s.key for s in SETTINGS if s.section == section]
+        assert [f.name for f in dc.fields(cls)] == sorted(table, key=table.index)
+        assert sorted(f.name for f in dc.fields(cls)) == sorted(table)
+
+
+def test_every_default_parses_to_its_declared_type():
+    import dataclasses as dc
+    import typing
+    from ftpd import config as cfg_mod
+    built = cfg_mod.build({})
+    for section, cls in cfg_mod.SECTION_TYPES.items():
+        hints = typing.get_type_hints(cls, vars(cfg_mod))
+        for field in dc.fields(cls):
+            value = getattr(getattr(built, section), field.name)
+            expected = typing.get_origin(hints[field.name]) or hints[field.name]
+            assert isinstance(value, expected), (section, field.name, value)
+
+
+def test_a_home_that_climbs_out_of_the_library_is_refused():
+    from ftpd import config as cfg_mod
+    with pytest.raises(cfg_mod.ConfigError, match=r"\[access\] anonymous_home"):
+        cfg_mod.build({("access", "anonymous_home"): "pub/../../etc"})
+    assert cfg_mod.build({("access", "anonymous_home"): "pub/in box"}).access.anonymous_home == "pub/in box"
