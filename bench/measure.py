@@ -280,8 +280,8 @@ def loopback_ceiling(seconds: int = 3, limit: float = 30) -> Dict[str, float]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        done = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
-                              capture_output=True, text=True, timeout=limit)
+        client = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"]
+        done = subprocess.run(client, capture_output=True, text=True, timeout=limit)
         bps = json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]
         return {"loopback_gbit_s": bps / 1e9}
     except (subprocess.TimeoutExpired, KeyError, ValueError):
