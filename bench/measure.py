@@ -31,7 +31,7 @@ def run_json(argv: List[str], limit: float) -> dict:
     except subprocess.TimeoutExpired as exc:
         raise MeasureError(f"{argv[1]} took more than {limit:g}s") from exc
     try:
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result: dict = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError) as exc:
         raise MeasureError(f"{argv[:2]} failed: {done.stderr.strip()[-300:]}") from exc
     if result.get("errors"):

@@ -33,7 +33,8 @@ class BenchError(Exception):
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def wait_for(predicate: Callable[[], T], limit: float, what: str) -> T:
