@@ -31,7 +31,7 @@ def run_json(argv: List[str], limit: float) -> dict:
     except subprocess.TimeoutExpired as exc:
         raise MeasureError(f"{argv[1]} took more than {limit:g}s") from exc
     try:
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result: dict = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError) as exc:
         raise MeasureError(f"{argv[:2]} failed: {done.stderr.strip()[-300:]}") from exc
     if result.get("errors"):
@@ -215,13 +215,13 @@ def greeted(port: int) -> socket.socket:
 def serving_process(who: Contestant, sock: socket.socket) -> int:
     """The pid holding the server's end of `sock` (the server's own in thread mode)."""
     port = sock.getsockname()[1]
-    for proc in reversed(sessions_of(psutil.Process(who.proc.pid))):
+    for proc in reversed(sessions_of(psutil.Process(who.pid))):
         try:
             if any(c.raddr and c.raddr[1] == port for c in proc.net_connections("tcp")):
                 return proc.pid
         except psutil.NoSuchProcess:
             pass
-    return who.proc.pid
+    return who.pid
 
 
 def answers(proto: str, sock: socket.socket) -> bool:
@@ -246,7 +246,7 @@ def read_line(sock: socket.socket) -> bytes:
 def memory(who: Contestant) -> Dict[int, Tuple[int, int]]:
     """pid -> (USS, PSS) for the server and every process below it."""
     found = {}
-    top = psutil.Process(who.proc.pid)
+    top = psutil.Process(who.pid)
     for proc in [top] + sessions_of(top):
         try:
             info = proc.memory_full_info()
@@ -258,7 +258,7 @@ def memory(who: Contestant) -> Dict[int, Tuple[int, int]]:
 
 def settle(who: Contestant, limit: float) -> None:
     """Wait until the sessions of the last run are gone (children or threads)."""
-    top = psutil.Process(who.proc.pid)
+    top = psutil.Process(who.pid)
     wait_for(lambda: not sessions_of(top)
              and (top.num_threads() == 1 or not who.name.endswith("thread")),
              limit, f"{who.name} to finish its sessions")
@@ -280,8 +280,8 @@ def loopback_ceiling(seconds: int = 3, limit: float = 30) -> Dict[str, float]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        done = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
-                              capture_output=True, text=True, timeout=limit)
+        client = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"]
+        done = subprocess.run(client, capture_output=True, text=True, timeout=limit)
         bps = json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]
         return {"loopback_gbit_s": bps / 1e9}
     except (subprocess.TimeoutExpired, KeyError, ValueError):

@@ -3,6 +3,7 @@ loopback port with its library on tmpfs, plus the shared workspace."""
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import os
 import resource
@@ -14,13 +15,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional, TypeVar
 
 import psutil
 
 PROJECT = Path(__file__).resolve().parent.parent
 TMPFS = Path("/dev/shm")
 MiB = 1 << 20
+
+T = TypeVar("T")
 
 
 class BenchError(Exception):
@@ -30,10 +33,11 @@ class BenchError(Exception):
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
-def wait_for(predicate, limit: float, what: str):
+def wait_for(predicate: Callable[[], T], limit: float, what: str) -> T:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         value = predicate()
@@ -106,7 +110,7 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-class Contestant:
+class Contestant(abc.ABC):
     """One running server. `proto` is what benchc speaks to it."""
 
     name = ""
@@ -118,13 +122,30 @@ class Contestant:
         self.proc: Optional[subprocess.Popen] = None
         self.upload_dir: Path = Path()
 
+    @abc.abstractmethod
+    def start(self) -> "Contestant":
+        """Start the server and wait until it serves."""
+
+    @property
+    def pid(self) -> int:
+        return self._started().pid
+
+    def _started(self) -> subprocess.Popen:
+        if self.proc is None:
+            raise BenchError(f"{self.name} was never started")
+        return self.proc
+
     def processes(self) -> List[psutil.Process]:
         """The server and every process below it (sessions, helpers)."""
         try:
-            top = psutil.Process(self.proc.pid)
+            top = psutil.Process(self.pid)
             return [top] + top.children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+
+    @property
+    def upload_path(self) -> str:
+        return self.upload_path_for("")
 
     def upload_path_for(self, tag: str) -> str:
         return f"up{tag}.bin"
@@ -189,7 +210,6 @@ class Vsftpd(Contestant):
         self.conf = workspace.dir / "vsftpd.conf"
         self.conf.write_text(VSFTPD_CONF.format(port=self.port, root=root))
         self.binary = binary
-        self.upload_path = self.upload_path_for("")
 
     def upload_path_for(self, tag: str) -> str:
         return f"up/up{tag}.bin"
@@ -202,8 +222,10 @@ class Vsftpd(Contestant):
         return self
 
     def _greets(self) -> bool:
-        if self.proc.poll() is not None:
-            raise BenchError(f"vsftpd exited: {self.proc.stderr.read().decode()!r}")
+        proc = self._started()
+        if proc.poll() is not None:
+            stderr = proc.stderr.read() if proc.stderr else b""
+            raise BenchError(f"vsftpd exited: {stderr.decode()!r}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
                 return sock.recv(64).startswith(b"220")
@@ -223,8 +245,9 @@ class PythonServer(Contestant):
         self.upload_dir = workspace.library(name)
         self.log = workspace.dir / f"{name}.log"
 
+    @abc.abstractmethod
     def argv(self) -> List[str]:
-        raise NotImplementedError
+        """The command line that starts the server."""
 
     def start(self) -> "PythonServer":
         env = dict(os.environ, PYTHONPATH=str(PROJECT))
@@ -237,7 +260,7 @@ class PythonServer(Contestant):
         return self
 
     def _serving(self) -> bool:
-        if self.proc.poll() is not None:
+        if self._started().poll() is not None:
             raise BenchError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
         return self.ready_text in self.log.read_text(errors="replace")
 
@@ -248,7 +271,6 @@ class Ftpd(PythonServer):
 
     def __init__(self, workspace: Workspace, concurrency: str):
         super().__init__(workspace, f"ftpd-{concurrency}")
-        self.upload_path = self.upload_path_for("")
         self.conf = workspace.dir / f"{self.name}.conf"
         # SHA-256 and atomic commit are always on; fsync stays at its default (yes).
         self.conf.write_text(

@@ -7,12 +7,15 @@ SETTINGS; tests hold them to it. Every error names file, section and key.
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ftpd.protocol import DEFAULT_PORT
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]   # a trusted proxy's range
 
 SYSTEM_CONFIG = "/etc/ftpd/ftpd.conf"
 EX_CONFIG = 78
@@ -102,7 +105,7 @@ def choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-def parse_proxies(text: str) -> Tuple[Any, ...]:
+def parse_proxies(text: str) -> Tuple[Network, ...]:
     from ftpd.server.proxy import parse_networks
     return parse_networks(text)
 
@@ -238,7 +241,7 @@ class ServerSettings:
     backlog: int
     shutdown_timeout: float
     proxy_protocol: bool
-    trusted_proxies: Tuple[Any, ...]
+    trusted_proxies: Tuple[Network, ...]
     pidfile: str
     user: str
     group: str
@@ -328,9 +331,9 @@ def read_file(path: str) -> Dict[Tuple[str, str], str]:
 
 
 def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
-          overrides: Mapping[Tuple[str, str], str] = ()) -> Config:
+          overrides: Optional[Mapping[Tuple[str, str], str]] = None) -> Config:
     """Parse every setting (file value, else default) into a frozen Config."""
-    overrides = dict(overrides)
+    overrides = dict(overrides or {})
     sections: Dict[str, Dict[str, Any]] = {section: {} for section in SECTIONS}
     for setting in SETTINGS:
         ident = (setting.section, setting.key)
@@ -344,7 +347,7 @@ def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
                                     for name, fields in sections.items()})
 
 
-def load(path: Optional[str] = None, overrides: Mapping[Tuple[str, str], str] = (),
+def load(path: Optional[str] = None, overrides: Optional[Mapping[Tuple[str, str], str]] = None,
          environ: Mapping[str, str] = os.environ) -> Config:
     located = locate(path, environ)
     if located is None:

@@ -11,7 +11,7 @@ import select
 import socket
 import struct
 import time
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterator, Optional, Tuple
 
 from ftpd.protocol import MAX_LINE
 
@@ -131,7 +131,8 @@ class Stream:
             if failure is not None:
                 raise failure
 
-    def _fill_chunk(self, view: memoryview, want: int, flags: int):
+    def _fill_chunk(self, view: memoryview, want: int,
+                    flags: int) -> Tuple[int, Optional[Exception]]:
         """Receive up to `want` bytes into view: (bytes got, exception or None)."""
         got = 0
         while got < want:

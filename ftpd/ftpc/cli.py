@@ -16,15 +16,17 @@ import argparse
 import json
 import sys
 import time
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, TextIO, Union
 
 from ftpd import __version__
 from ftpd.client import Client, ConnectionLost, ServerError
-from ftpd.ftpc.connect import CredentialError, Target, build_ssl_context, parse_target, resolve_login
+from ftpd.ftpc.connect import (CredentialError, Target, build_ssl_context, parse_target,
+                               resolve_login)
 from ftpd.ftpc.display import describe, listing_json, listing_table, transfer_summary
 from ftpd.protocol import DEFAULT_PORT
-from ftpd.ftpc.transfer import (Cancelled, GetOptions, LocalFileError, VerifyError, download,
-                           download_to_stream, local_target, no_bar, tqdm_bar, upload)
+from ftpd.ftpc.transfer import (Cancelled, GetOptions, LocalFileError, ProgressFactory,
+                                VerifyError, download, download_to_stream, local_target, no_bar,
+                                tqdm_bar, upload)
 
 EX_OK = 0
 EX_REFUSED = 1       # the server answered ERR (its code is printed)
@@ -96,12 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- one-shot commands -----------------------------------------------------------------
 
-def say(args: argparse.Namespace, text: str, stream=None) -> None:
+def say(args: argparse.Namespace, text: str, stream: Optional[TextIO] = None) -> None:
     if not args.quiet:
         print(text, file=stream or sys.stdout, flush=True)
 
 
-def progress_factory(args: argparse.Namespace):
+def progress_factory(args: argparse.Namespace) -> ProgressFactory:
     shown = not args.quiet and sys.stdout.isatty() and sys.stderr.isatty()
     return tqdm_bar if shown else no_bar
 
@@ -175,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _retryable(exc: Exception) -> bool:
+def _retryable(exc: Union[ConnectionLost, ServerError]) -> bool:
     # A lost connection, or a node that is draining or full: another try
     # (through a load balancer, likely on another node) can succeed.
     return isinstance(exc, ConnectionLost) or exc.code in (408, 421)

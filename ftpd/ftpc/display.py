@@ -47,7 +47,7 @@ def listing_table(entries: Iterable[Entry]) -> List[str]:
     width = max([len(s) for s in sizes] + [len("SIZE")])
     lines = [f"{'SIZE':>{width}}  {'MODIFIED':16}  NAME"]
     lines += [f"{size:>{width}}  {local_time(e.mtime)}  {e.name}"
-              for size, e in zip(sizes, rows)]
+              for size, e in zip(sizes, rows, strict=True)]
     total = sum(e.size for e in rows)
     noun = "file" if len(rows) == 1 else "files"
     lines.append(f"{len(rows)} {noun}, {human_size(total)} total")

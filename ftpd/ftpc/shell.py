@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 import time
+from types import ModuleType
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
@@ -22,6 +23,7 @@ from ftpd.ftpc.display import describe, human_size, listing_table, transfer_summ
 from ftpd.ftpc.transfer import (Cancelled, GetOptions, TransferError, download, local_target,
                            no_bar, tqdm_bar, upload)
 
+readline: Optional[ModuleType]
 try:
     import readline
 except ImportError:        # a Python built without readline: no completion, no history
@@ -93,24 +95,30 @@ class Shell(cmd.Cmd):
 
     # -- connection ------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self) -> Client:
         """Open a session with self.target and log in if we have credentials."""
         self.client = None
-        self.client = self.target.connect()
+        client = self.client = self.target.connect()
         self.names = (0.0, [])
         if self.login:
             try:
-                who = self.client.login(*self.login)
+                who = client.login(*self.login)
             except ServerError as exc:
                 self.out(describe(exc) + "; you are not logged in")
             else:
                 self.out(f"Logged in as {who}.")
+        return client
 
     def need(self) -> Client:
         if not self.connected:
             raise NotConnected()
         assert self.client is not None
         return self.client
+
+    def leave(self) -> None:
+        """End the open session, if any, with a QUIT."""
+        if self.client is not None and not self.client.closed:
+            self.client.__exit__(None, None, None)
 
     def lost(self, reason: str) -> None:
         self.client = None
@@ -147,8 +155,7 @@ class Shell(cmd.Cmd):
                     intro = ""
         finally:
             self.save_history()
-            if self.connected:
-                self.client.__exit__(None, None, None)
+            self.leave()
 
     def onecmd(self, line: str) -> bool:
         try:
@@ -176,9 +183,8 @@ class Shell(cmd.Cmd):
     def emptyline(self) -> bool:
         return False           # cmd.Cmd would repeat the last command: surprising
 
-    def default(self, line: str) -> bool:
+    def default(self, line: str) -> None:
         self.out(f"Unknown command {line.split()[0]!r}; type 'help' for the list.")
-        return False
 
     def do_help(self, arg: str) -> None:
         """help [COMMAND]: the command list, or how to use one command."""
@@ -269,13 +275,12 @@ class Shell(cmd.Cmd):
         """open HOST[:PORT]: connect to a server (the current one is left)."""
         words, _ = split_args(arg, "open HOST[:PORT]", 0, 1)
         target = self.target.with_address(words[0]) if words else self.target
-        if self.connected:
-            self.client.__exit__(None, None, None)
+        self.leave()
         if target.host != self.target.host:
             self.login = resolve_login(target.host, None)
         self.target = target
-        self.connect()
-        self.out(f"Connected to {target.label}: {self.client.greeting}")
+        client = self.connect()
+        self.out(f"Connected to {target.label}: {client.greeting}")
 
     # -- local commands ---------------------------------------------------------------------
 

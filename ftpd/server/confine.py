@@ -21,9 +21,9 @@ import resource
 import signal
 import stat
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from ftpd.config import ConfigError
+from ftpd.config import Config, ConfigError
 
 PR_SET_NO_NEW_PRIVS = 38
 SESSION_NOFILE = 64        # socket, library fd, stop pipe, 2 files, logs: plenty
@@ -45,7 +45,7 @@ class Plan:
     warnings: Tuple[str, ...] = ()
 
 
-def _lookup_user(config: Any) -> Tuple[int, int]:
+def _lookup_user(config: Config) -> Tuple[int, int]:
     name = config.server.user
     try:
         entry = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
@@ -54,7 +54,7 @@ def _lookup_user(config: Any) -> Tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _lookup_group(config: Any, default: int) -> int:
+def _lookup_group(config: Config, default: int) -> int:
     name = config.server.group
     if not name:
         return default
@@ -66,7 +66,7 @@ def _lookup_group(config: Any, default: int) -> int:
         raise ConfigError(f"no such group {name!r}", config.source, "server", "group") from exc
 
 
-def plan_for(config: Any, euid: Optional[int] = None) -> Plan:
+def plan_for(config: Config, euid: Optional[int] = None) -> Plan:
     """What each child will do; ConfigError for an unknown user or group."""
     euid = os.geteuid() if euid is None else euid
     uid = gid = None

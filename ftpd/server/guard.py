@@ -14,8 +14,9 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
+from ftpd.config import Config
 from ftpd.server import confine, tls
 from ftpd.server.auth import Accounts
 
@@ -31,7 +32,7 @@ class Guard:
     root: str
 
     @classmethod
-    def from_config(cls, config: Any) -> "Guard":
+    def from_config(cls, config: Config) -> "Guard":
         """Everything checked now; ConfigError names the file, section and key."""
         return cls(accounts=Accounts(config.access.users_file, config.source),
                    context=tls.server_context(config),

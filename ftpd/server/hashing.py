@@ -108,7 +108,7 @@ class OverlappedSha256:
         self._own: Optional[HashThread] = None
         self._tried = self._helper is not None
 
-    def update(self, chunk) -> None:
+    def update(self, chunk: memoryview) -> None:
         helper = self._helper_for(len(chunk))
         if helper is None:
             if self._helper is not None:

@@ -14,10 +14,10 @@ import logging.handlers
 import os
 import sys
 import time
-from typing import Any, List, Optional
+from typing import List, Optional
 
 from ftpd import protocol
-from ftpd.config import ConfigError
+from ftpd.config import Config, ConfigError
 
 TRANSFER_LOGGER = "ftpd.transfer"
 SYSLOG_SOCKET = "/dev/log"
@@ -73,7 +73,7 @@ def log_transfer(client: str, user: str, verb: str, name: str, size: int,
         extra={"transfer": fields})
 
 
-def _main_handler(config: Any, daemon: bool) -> logging.Handler:
+def _main_handler(config: Config, daemon: bool) -> logging.Handler:
     if config.log.file:
         handler: logging.Handler = _open_file(config, "file")
         handler.setFormatter(logging.Formatter("%(asctime)s " + LINE_FORMAT))
@@ -92,7 +92,7 @@ def _main_handler(config: Any, daemon: bool) -> logging.Handler:
     return handler
 
 
-def _open_file(config: Any, key: str) -> ReopeningFileHandler:
+def _open_file(config: Config, key: str) -> ReopeningFileHandler:
     path = getattr(config.log, key)
     try:
         return ReopeningFileHandler(path)
@@ -101,7 +101,7 @@ def _open_file(config: Any, key: str) -> ReopeningFileHandler:
                           "log", key) from exc
 
 
-def setup(config: Any, daemon: bool = False) -> List[int]:
+def setup(config: Config, daemon: bool = False) -> List[int]:
     """Install the handlers `config` asks for; return the fds they hold
     (a daemon must keep them open across detaching)."""
     level = getattr(logging, config.log.level.upper())
@@ -130,7 +130,7 @@ def _skip_unused_record_fields() -> None:
     file and line, the thread or the multiprocessing name, so do not collect
     them. Walking frames for the caller also copies shared pages in every
     forked session that logs a line."""
-    logging._srcfile = None      # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = False
     logging.logMultiprocessing = False
 

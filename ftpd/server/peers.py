@@ -14,7 +14,7 @@ import mmap
 import os
 import struct
 import threading
-from typing import Optional
+from typing import Optional, Tuple
 
 from ftpd.server.library import pid_alive
 
@@ -30,7 +30,7 @@ class PeerTable:
 
         self.lock = multiprocessing.Lock()
 
-    def _read(self, index: int):
+    def _read(self, index: int) -> Tuple[int, int, bytes]:
         return _SLOT.unpack_from(self.memory, index * _SLOT.size)
 
     def _write(self, index: int, data: bytes) -> None:

@@ -10,13 +10,14 @@ import ipaddress
 import socket
 import struct
 import time
-from typing import Iterable, Optional, Tuple, Union
+from typing import Iterable, Optional, Tuple
+
+from ftpd.config import Network
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107                      # the spec's longest v1 line, CRLF included
 V2_MAX_PAYLOAD = 4096             # TLVs beyond this are not what HAProxy sends
 
-Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 Address = Tuple[str, int]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import setproctitle
 
@@ -46,8 +46,9 @@ def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
     return run(lambda error: None)
 
 
-def _run(config: Any, reload_config: Callable[[], Any], bound: Bound, inherited: bool,
-         pidfile: Optional[daemon.PidFile], ready: Callable[[str], None]) -> int:
+def _run(config: config_mod.Config, reload_config: Callable[[], config_mod.Config],
+         bound: Bound, inherited: bool, pidfile: Optional[daemon.PidFile],
+         ready: Callable[[str], None]) -> int:
     from ftpd.server.parent import Server
 
     def notify(state: str) -> None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import Any, Optional
+from typing import Optional
 
-from ftpd.config import ConfigError
+from ftpd.config import Config, ConfigError
 
 log = logging.getLogger("ftpd.session")
 
 
-def server_context(config: Any) -> Optional[ssl.SSLContext]:
+def server_context(config: Config) -> Optional[ssl.SSLContext]:
     """The [tls] settings as a server context, or None when TLS is off."""
     tls = config.tls
     if not tls.certificate and not tls.private_key:
@@ -46,7 +46,7 @@ def server_context(config: Any) -> Optional[ssl.SSLContext]:
     return context
 
 
-def _check_readable(config: Any, key: str) -> None:
+def _check_readable(config: Config, key: str) -> None:
     path = getattr(config.tls, key)
     try:
         with open(path, "rb") as handle:
@@ -69,5 +69,6 @@ def handshake(conn: socket.socket, context: ssl.SSLContext, timeout: float,
             getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         log.info("TLS handshake with %s failed: %s", peer, reason)
         return None
-    log.debug("TLS %s %s with %s", wrapped.version(), wrapped.cipher()[0], peer)
+    cipher = wrapped.cipher()     # None only before a handshake
+    log.debug("TLS %s %s with %s", wrapped.version(), cipher[0] if cipher else "-", peer)
     return wrapped
