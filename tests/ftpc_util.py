@@ -160,3 +160,28 @@ def read_request_lines(conn: socket.socket, count: int) -> List[bytes]:
             break
         data += more
     return data.splitlines()[:count]
+
+
+def serve_file(data: bytes, digest: str, after: bytes = b""):
+    """A FakeServer script answering H and G for one file, in whatever order
+    they come; after the file's bytes it sends `after` and closes, like a
+    server that stops (ERR 421) right after a transfer."""
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"OK FTPD/1 fake\n")
+        pending = b""
+        while True:
+            while b"\n" not in pending:
+                more = conn.recv(4096)
+                if not more:
+                    return
+                pending += more
+            line, _, pending = pending.partition(b"\n")
+            if line.startswith(b"H "):
+                conn.sendall(f"OK {len(data)} {digest}\n".encode())
+            elif line.startswith(b"G "):
+                conn.sendall(f"OK {len(data)}\n".encode() + data + after)
+                conn.close()
+                return
+            else:
+                conn.sendall(b"ERR 400 not in this script\n")
+    return script

@@ -14,7 +14,7 @@ import pytest
 
 from ftpd.client import (Client, ConnectionLost, IntegrityError, LocalError,
                          ProtocolViolation, ServerError)
-from tests.ftpc_util import FakeServer, Relay, read_request_lines
+from tests.ftpc_util import FakeServer, Relay, read_request_lines, serve_file
 
 # A stored file whose bytes look like a reply to L announcing one entry.
 FORGED = b"OK 1\n999 0 evil.exe\n"
@@ -102,21 +102,6 @@ def test_a_421_greeting_is_still_a_server_error(make_daemon):
 
 
 # -- verification and atomic downloads -----------------------------------------------------
-
-def serve_file(data: bytes, digest: str, after: bytes = b""):
-    """A fake that answers H and G (in whichever order they come) for one file,
-    then sends `after` and closes, like a server stopping right after a transfer."""
-    def script(conn):
-        conn.sendall(b"OK FTPD/1 fake\n")
-        for line in read_request_lines(conn, 2):
-            if line.startswith(b"H "):
-                conn.sendall(f"OK {len(data)} {digest}\n".encode())
-            elif line.startswith(b"G "):
-                conn.sendall(f"OK {len(data)}\n".encode() + data)
-        conn.sendall(after)
-        conn.close()
-    return script
-
 
 def test_the_digest_is_asked_first_so_a_stop_right_after_the_data_loses_nothing(local):
     data = os.urandom(100_000)
