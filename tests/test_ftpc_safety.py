@@ -244,3 +244,11 @@ def test_exit_codes_live_in_one_table_that_the_help_shows():
                             env=ftpc_env(__import__("pathlib").Path("/nonexistent")), timeout=30)
     for code, meaning in status.TABLE:
         assert f"{code:>3}  {meaning[:30]}" in " ".join(result.stdout.decode().split("\n"))
+
+
+def test_the_docs_show_the_same_exit_status_table():
+    from pathlib import Path
+    from ftpd.ftpc import status
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "ftpc.md").read_text()
+    for code, meaning in status.TABLE:
+        assert f"| {code} | {meaning} |" in docs

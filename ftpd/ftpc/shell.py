@@ -228,6 +228,8 @@ class Shell(cmd.Cmd):
     def preloop(self) -> None:
         if readline is not None:
             readline.set_completer_delims(DELIMS)
+            if "libedit" in (readline.__doc__ or ""):     # macOS: cmd's "tab: complete" is
+                readline.parse_and_bind("bind ^I rl_complete")   # GNU syntax only
 
     def load_history(self) -> None:
         if readline is not None and os.path.exists(self.history):

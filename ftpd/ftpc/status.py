@@ -31,7 +31,8 @@ TABLE: Tuple[Tuple[int, str], ...] = (
                     "is not an FTPD/1 server"),
     (EX_VERIFY, "a download did not match the server's SHA-256 (nothing was kept)"),
     (EX_INTERRUPTED, "interrupted with Ctrl-C (a partial download is kept)"),
-    (EX_PIPE, "standard output was closed by its reader (get -o - | head); nothing printed"),
+    (EX_PIPE, "standard output was closed by its reader (get -o - into head); nothing "
+              "printed"),
 )
 
 # The first matching type decides; subclasses come before their bases.

@@ -223,7 +223,9 @@ def _resumable_size(part: str) -> int:
 
 def _open_part(part: str, offset: int) -> BinaryIO:
     # O_NOFOLLOW: a planted symlink must not redirect our write elsewhere.
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (0 if offset else os.O_TRUNC)
+    # (Windows has no O_NOFOLLOW and needs O_BINARY: both fall back to 0.)
+    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+             | (0 if offset else os.O_TRUNC))
     handle = os.fdopen(os.open(part, flags, 0o666), "r+b")
     handle.seek(offset)
     return handle
