@@ -8,36 +8,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
+import select
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, List, Optional, Tuple, Union
 
 from ftpd import protocol
+from ftpd.client_errors import (ClientError, ConnectionLost, IntegrityError, LocalError,
+                                ProtocolViolation, ServerError)
+from ftpd.client_local import (Discard, Hashing, measure, open_destination, prefix_digest,
+                               unlink_quietly)
 from ftpd.protocol import DEFAULT_PORT, ProtocolError
-from ftpd.stream import Stream, StreamClosed, StreamTimeout
+from ftpd.stream import LineTooLong, Stream, StreamClosed, StreamTimeout
 
 Progress = Optional[Callable[[int], None]]
-HASH_CHUNK = 1 << 20
-
-
-class ClientError(Exception):
-    """Base of everything the client raises."""
-
-
-class ServerError(ClientError):
-    """The server answered ERR <code> <text>."""
-
-    def __init__(self, code: int, text: str):
-        super().__init__(f"ERR {code} {text}")
-        self.code = code
-        self.text = text
-
-
-class ConnectionLost(ClientError):
-    """Could not connect, or the connection broke or timed out."""
+# A whole reply line: anything else where a reply is due means we are out of
+# step (or not talking to FTPD/1), and the connection cannot be trusted.
+_REPLY_LINE = re.compile(rb"\A(?:OK(?: [^\n]*)?|ERR [0-9]{3}(?: [^\n]*)?)\n\Z")
+_GREETING = re.compile(rb"\AOK FTPD/1(?: [^\n]*)?\n\Z")
 
 
 @dataclass(frozen=True)
@@ -61,28 +52,14 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Tuple[str, in
     return host, int(port) if port else default_port
 
 
-def _digest_loop(handle: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Client:
     def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = 30.0,
                  ssl_context: Optional[ssl.SSLContext] = None):
         self.host, self.port, self.timeout = host, port, timeout
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if ssl_context is not None:
-                sock = ssl_context.wrap_socket(sock, server_hostname=host)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
-        self.sock = sock
-        self.stream = Stream(sock, whole_chunks=False)
+        self.sock = _connect(host, port, timeout, ssl_context)
+        self.stream = Stream(self.sock, whole_chunks=False)
         self.closed = False
-        self.greeting = " ".join(self._reply())
+        self.greeting = self._greeting(ssl_context is not None)
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -104,33 +81,91 @@ class Client:
         except OSError:
             pass
 
+    def _greeting(self, tls: bool) -> str:
+        where = f"{self.host}:{self.port}"
+        try:
+            line = self._line(protocol.MAX_LINE)
+        except ProtocolViolation:
+            raise ProtocolViolation(f"{where} is not an FTPD/1 server "
+                                    "(its greeting is not a line)") from None
+        except ConnectionLost as exc:
+            # An implicit-TLS listener waits for our handshake and says nothing.
+            hint = "" if tls else "; if the server uses TLS, connect with TLS (ftpc --tls)"
+            raise ConnectionLost(f"no greeting from {where}: "
+                                 f"{_why(exc.__cause__, self.timeout)}{hint}") from exc
+        if line.startswith(b"ERR ") and _REPLY_LINE.match(line):
+            self._parse(line)                    # ERR 421: raises ServerError
+        if not _GREETING.match(line):
+            self.close()
+            said = line[:60].decode("utf-8", "replace").strip()
+            raise ProtocolViolation(f"{where} is not an FTPD/1 server (it said {said!r})")
+        return " ".join(protocol.parse_reply(line))
+
+    def ensure_alive(self) -> None:
+        """Raise if the server already ended an idle session (ERR 408 or 421
+        waiting unread, or the connection closed); a no-op otherwise."""
+        if self.closed:
+            raise ConnectionLost("the connection is closed")
+        pending = getattr(self.sock, "pending", None)
+        waiting = bool(self.stream.buffer) or bool(pending and pending())
+        if not waiting:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            waiting = bool(readable)
+        if waiting:         # nothing is due: any line at all ends the session
+            try:
+                self._reply()
+            finally:
+                self.close()
+            raise ProtocolViolation("the server sent a reply nobody asked for")
+
     def _send(self, data: bytes) -> None:
         if self.closed:
-            raise ConnectionLost("not connected")
+            raise ConnectionLost("the connection is closed (it was lost or ended earlier)")
         try:
             self.stream.send(data, self.timeout)
         except (StreamClosed, StreamTimeout) as exc:
             self.close()
             raise ConnectionLost(f"connection lost: {exc}") from exc
 
-    def _line(self) -> bytes:
+    def _line(self, max_len: int = 1 << 20) -> bytes:
         try:
-            return self.stream.read_line(self.timeout, max_len=1 << 20)
+            return self.stream.read_line(self.timeout, max_len=max_len)
         except (StreamClosed, StreamTimeout) as exc:
             self.close()
-            raise ConnectionLost(f"connection lost: {exc or 'timed out'}") from exc
+            raise ConnectionLost(f"connection lost: {_why(exc, self.timeout)}") from exc
+        except LineTooLong as exc:
+            self.close()
+            raise ProtocolViolation("the server sent a line too long for a reply; "
+                                    "the connection was closed") from exc
 
     def _reply(self) -> List[str]:
+        return self._parse(self._line())
+
+    def _parse(self, line: bytes) -> List[str]:
+        if not _REPLY_LINE.match(line):
+            # Never guess: this may be file data, and reading on would let a
+            # file's contents pose as replies.
+            self.close()
+            shown = line[:60].decode("utf-8", "replace").strip()
+            raise ProtocolViolation(f"not an FTPD/1 reply: {shown!r}; the connection "
+                                    "was closed")
         try:
-            return protocol.parse_reply(self._line())
+            return protocol.parse_reply(line)
         except ProtocolError as exc:
             if exc.code in protocol.CLOSING_CODES:
                 self.close()
             raise ServerError(exc.code, exc.text) from None
 
     def request(self, verb: str, *fields: str) -> List[str]:
-        self._send(protocol.format_request(verb, *fields))
+        self._send(_format(verb, *fields))
         return self._reply()
+
+    def _numbers(self, fields: List[str], count: int) -> List[int]:
+        if len(fields) < count or not all(f.isdigit() for f in fields[:count]):
+            self.close()
+            raise ProtocolViolation(f"malformed reply fields {fields[:3]!r}; "
+                                    "the connection was closed")
+        return [int(f) for f in fields[:count]]
 
     # -- verbs ---------------------------------------------------------------------
 
@@ -143,8 +178,14 @@ class Client:
         return entries
 
     def hash(self, name: str) -> Tuple[int, str]:
-        size, digest = self.request("H", protocol.encode_name(name))
-        return int(size), digest
+        return self._hash_reply(self.request("H", protocol.encode_name(name)))
+
+    def _hash_reply(self, fields: List[str]) -> Tuple[int, str]:
+        [size] = self._numbers(fields, 1)
+        if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[1]):
+            self.close()
+            raise ProtocolViolation(f"malformed H reply {fields[:3]!r}")
+        return size, fields[1]
 
     def login(self, user: str, password: str) -> str:
         fields = self.request("A", protocol.encode_text(user), protocol.encode_text(password))
@@ -156,25 +197,105 @@ class Client:
         finally:
             self.close()
 
-    def get(self, name: str, dest: Union[str, BinaryIO], offset: int = 0,
-            progress: Progress = None) -> int:
-        """Download from `offset` into a path or a binary file; returns bytes."""
-        count = self.start_get(name, offset)
-        if not isinstance(dest, str):
-            self.receive(dest, count, progress)
-            return count
-        with open(dest, "r+b" if offset else "wb") as handle:
-            handle.seek(offset)
-            self.receive(handle, count, progress)
+    def get(self, name: str, dest: Union[str, "os.PathLike[str]", BinaryIO], offset: int = 0,
+            progress: Progress = None, verify: bool = True) -> int:
+        """Download `name` from byte `offset`; returns the bytes received.
+
+        `dest` is a path or a binary file object. A path is written
+        atomically: into a hidden temporary file beside it, renamed over it
+        only once complete and (with `verify`, the default) once its size and
+        SHA-256 match the server's; on any failure nothing is left. With
+        `offset` > 0 the path is a partial file that is continued in place and
+        then verified whole. A file object receives the bytes as they come;
+        to verify a resumed download into one, it must be readable
+        (opened "r+b"). The destination is prepared before anything is sent,
+        so a local problem raises LocalError with the session intact.
+        Raises IntegrityError if verification fails."""
+        if isinstance(dest, (str, os.PathLike)):
+            return self._get_to_path(name, os.fspath(dest), offset, progress, verify)
+        if not hasattr(dest, "write"):
+            raise LocalError(f"get() needs a path or a binary file object, not {type(dest).__name__}")
+        digest = prefix_digest(dest, offset) if verify else None
+        return self.fetch(name, dest, offset, digest, progress)[0]
+
+    def _get_to_path(self, name: str, path: str, offset: int, progress: Progress,
+                     verify: bool) -> int:
+        handle, temp = open_destination(path, offset)
+        try:
+            with handle:
+                digest = prefix_digest(handle, offset) if verify else None
+                count = self.fetch(name, handle, offset, digest, progress)[0]
+            if temp:
+                os.replace(temp, path)
+        except BaseException:
+            if temp:
+                unlink_quietly(temp)
+            raise
         return count
+
+    def fetch(self, name: str, handle: BinaryIO, offset: int = 0, digest: Optional[Any] = None,
+              progress: Progress = None) -> Tuple[int, Optional[str]]:
+        """G `name` from `offset` into `handle` (anything with write()).
+
+        With `digest` (a hashlib.sha256 object over the `offset` bytes already
+        held) the server's size and SHA-256 are asked first, pipelined with
+        G, so the data is verified as soon as it has arrived, even if the
+        session ends right after. Returns (bytes received, SHA-256 hex of the
+        whole file or None). Raises IntegrityError on a mismatch."""
+        if digest is None:
+            count = self.start_get(name, offset)
+            self.receive(handle, count, progress)
+            return count, None
+        count, expected = self.start_checked_get(name, offset)
+        self.receive(Hashing(handle, digest), count, progress)
+        got = (offset + count, digest.hexdigest())
+        if got != expected and got != self._hash_again(name):
+            raise IntegrityError(
+                f"download of {name} does not match the server's copy (got {got[0]} bytes "
+                f"sha256 {got[1][:12]}..., server has {expected[0]} bytes sha256 "
+                f"{expected[1][:12]}...); it may have changed during the download")
+        return count, got[1]
+
+    def _hash_again(self, name: str) -> Optional[Tuple[int, str]]:
+        # The file may have been replaced between H and G: what we got may
+        # still be the file as it is now.
+        try:
+            return self.hash(name)
+        except ClientError:
+            return None
 
     def start_get(self, name: str, offset: int = 0) -> int:
         """Send G and return the byte count; the caller must then receive() them."""
         fields = [protocol.encode_name(name)] + ([str(offset)] if offset else [])
-        return int(self.request("G", *fields)[0])
+        return self._numbers(self.request("G", *fields), 1)[0]
+
+    def start_checked_get(self, name: str, offset: int = 0) -> Tuple[int, Tuple[int, str]]:
+        """Send H and G together (pipelining, protocol.md §1); return G's byte
+        count and H's (size, sha256). The caller must then receive() the bytes."""
+        field = protocol.encode_name(name)
+        self._send(_format("H", field) + _format("G", field, *([str(offset)] if offset else [])))
+        try:
+            expected = self._hash_reply(self._reply())
+        except ServerError:
+            if not self.closed:
+                self._abandon_get()
+            raise
+        return self._numbers(self._reply(), 1)[0], expected
+
+    def _abandon_get(self) -> None:
+        """Read (and throw away) the reply to a G we no longer want."""
+        try:
+            count = self._numbers(self._reply(), 1)[0]
+            self.receive(Discard(), count)
+        except ServerError:
+            pass
 
     def receive(self, handle: BinaryIO, count: int, progress: Progress = None) -> None:
-        """Read exactly `count` file bytes into anything with write()."""
+        """Read exactly `count` file bytes into anything with write().
+
+        If anything fails before they all arrived (the connection, a local
+        write, Ctrl-C) the connection is closed: the rest of the file is
+        still in flight and must never be read as replies."""
         try:
             for chunk in self.stream.iter_exact(count, self.timeout):
                 handle.write(chunk)
@@ -182,32 +303,55 @@ class Client:
                     progress(len(chunk))
         except (StreamClosed, StreamTimeout) as exc:
             self.close()
-            raise ConnectionLost(f"download cut short: {exc or 'timed out'}") from exc
+            raise ConnectionLost(f"download cut short: {_why(exc, self.timeout)}") from exc
+        except OSError as exc:
+            self.close()
+            raise LocalError(f"cannot write the download: {exc.strerror or exc}; the "
+                             "connection was closed") from exc
+        except BaseException:
+            self.close()
+            raise
 
-    def put(self, path: str, name: Optional[str] = None, progress: Progress = None,
-            announce_digest: bool = True) -> Tuple[int, str]:
-        """Upload a local file; the server verifies the announced SHA-256."""
-        name = name or os.path.basename(path)
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            digest = _digest_loop(handle) if announce_digest else None
-            handle.seek(0)       # TLS sendfile reads from the file position
-            fields = [protocol.encode_name(name), str(size)] + ([digest] if digest else [])
-            self.request("P", *fields)          # OK ready, or ServerError
-            self._send_file(handle, size, progress)
-        stored_size, stored_digest = self._reply()
+    def put(self, source: Union[str, "os.PathLike[str]", BinaryIO], name: Optional[str] = None,
+            progress: Progress = None, announce_digest: bool = True) -> Tuple[int, str]:
+        """Upload a local file; the server verifies the announced SHA-256.
+
+        `source` is a path or a seekable binary file object, sent from its
+        current position to its end (`name` is then required). Returns the
+        stored (size, sha256). A source that cannot be read raises LocalError
+        before anything is sent."""
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            try:
+                handle = open(path, "rb")
+            except OSError as exc:
+                raise LocalError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            with handle:
+                return self._put_handle(handle, name or os.path.basename(path), progress,
+                                        announce_digest)
+        if not name or not hasattr(source, "read"):
+            raise LocalError("put() needs a path, or a binary file object and a name")
+        return self._put_handle(source, name, progress, announce_digest)
+
+    def _put_handle(self, handle: BinaryIO, name: str, progress: Progress,
+                    announce_digest: bool) -> Tuple[int, str]:
+        start, size, digest = measure(handle, announce_digest)
+        fields = [protocol.encode_name(name), str(size)] + ([digest] if digest else [])
+        self.request("P", *fields)          # OK ready, or ServerError
+        self._send_file(handle, start, size, progress)
+        stored_size, stored_digest = self._hash_reply(self._reply())
         if digest and stored_digest != digest:
             raise ServerError(protocol.DIGEST_MISMATCH, "server stored a different digest")
-        return int(stored_size), stored_digest
+        return stored_size, stored_digest
 
-    def _send_file(self, handle: BinaryIO, size: int, progress: Progress) -> None:
+    def _send_file(self, handle: BinaryIO, start: int, size: int, progress: Progress) -> None:
         sent = 0
         try:
             self.sock.settimeout(self.timeout)
             while sent < size:
                 # small steps only to let a progress bar move
                 step = min(size - sent, 1 << 20) if progress else size - sent
-                done = self.sock.sendfile(handle, sent, step)
+                done = self.sock.sendfile(handle, start + sent, step)
                 if not done:
                     raise ConnectionLost("local file shrank during upload")
                 sent += done
@@ -216,3 +360,44 @@ class Client:
         except OSError as exc:
             self.close()
             raise ConnectionLost(f"upload cut short: {exc}") from exc
+
+
+# -- local helpers -------------------------------------------------------------------
+
+def _connect(host: str, port: int, timeout: float,
+             ssl_context: Optional[ssl.SSLContext]) -> socket.socket:
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+    if ssl_context is None:
+        return sock
+    try:
+        return ssl_context.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        sock.close()
+        raise ConnectionLost(f"cannot connect to {host}:{port}: {exc}") from exc
+    except ssl.SSLError as exc:
+        # A plaintext server greets at once; its "OK FTPD/1" is no TLS record.
+        sock.close()
+        raise ConnectionLost(f"cannot connect to {host}:{port} with TLS: the server does "
+                             f"not speak TLS ({exc.reason or exc}); connect without it") from exc
+    except OSError as exc:
+        sock.close()
+        raise ConnectionLost(f"cannot connect to {host}:{port}: TLS handshake failed: "
+                             f"{_why(exc, timeout)}") from exc
+
+
+def _why(exc: Optional[BaseException], timeout: float) -> str:
+    """Words for a stream failure; a timeout's exception has none of its own."""
+    if isinstance(exc, (StreamTimeout, socket.timeout)):
+        return f"timed out (nothing arrived for {timeout:g} s)"
+    return str(exc) or type(exc).__name__
+
+
+def _format(verb: str, *fields: str) -> bytes:
+    try:
+        return protocol.format_request(verb, *fields)
+    except ProtocolError as exc:
+        raise LocalError(f"cannot send {verb}: {exc.text} (a name or field is too long)") from exc

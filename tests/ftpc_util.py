@@ -104,3 +104,84 @@ def make_file(path: Path, size: int) -> bytes:
     data = os.urandom(size)
     path.write_bytes(data)
     return data
+
+
+class FakeServer:
+    """A scripted peer on loopback for what the real daemon never does: greet
+    like another protocol, answer out of protocol, or stop at a chosen moment.
+
+    `script(conn)` runs once per connection in a thread; `requests` collects
+    the bytes each connection sent, so a test sees what the client asked."""
+
+    def __init__(self, script):
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.port = self.listener.getsockname()[1]
+        self.conns: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(30)
+            self.script(conn)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for sock in [self.listener, *self.conns]:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "FakeServer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def read_request_lines(conn: socket.socket, count: int) -> List[bytes]:
+    """Read `count` request lines (pipelined ones may come in one segment)."""
+    data = b""
+    while data.count(b"\n") < count:
+        more = conn.recv(4096)
+        if not more:
+            break
+        data += more
+    return data.splitlines()[:count]
+
+
+def serve_file(data: bytes, digest: str, after: bytes = b""):
+    """A FakeServer script answering H and G for one file, in whatever order
+    they come; after the file's bytes it sends `after` and closes, like a
+    server that stops (ERR 421) right after a transfer."""
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"OK FTPD/1 fake\n")
+        pending = b""
+        while True:
+            while b"\n" not in pending:
+                more = conn.recv(4096)
+                if not more:
+                    return
+                pending += more
+            line, _, pending = pending.partition(b"\n")
+            if line.startswith(b"H "):
+                conn.sendall(f"OK {len(data)} {digest}\n".encode())
+            elif line.startswith(b"G "):
+                conn.sendall(f"OK {len(data)}\n".encode() + data + after)
+                conn.close()
+                return
+            else:
+                conn.sendall(b"ERR 400 not in this script\n")
+    return script

@@ -204,12 +204,17 @@ def interrupt_stalled_get(daemon, home, *args, past: int = 0):
     return proc.returncode, err
 
 
-def test_ctrl_c_during_download_leaves_no_partial(daemon, home):
-    make_file(daemon.root / "huge.bin", 4 << 20)
+def test_ctrl_c_during_download_keeps_the_partial_and_says_how_to_resume(daemon, home):
+    data = make_file(daemon.root / "huge.bin", 4 << 20)
     code, err = interrupt_stalled_get(daemon, home, "huge.bin")
     assert code == 130
-    assert b"cancelled" in err and b"no partial file left" in err
-    assert sorted(os.listdir(home)) == []
+    assert b"cancelled" in err and b"partial data kept" in err and b"--continue" in err
+    kept = (home / ".huge.bin.ftpc-part").read_bytes()
+    assert 0 < len(kept) < len(data) and data.startswith(kept)
+    resumed = run_ftpc(addr(daemon), "get", "huge.bin", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed at byte {len(kept)}".encode() in resumed.stdout
+    assert (home / "huge.bin").read_bytes() == data
 
 
 def test_ctrl_c_during_continue_keeps_the_partial_it_was_asked_to_keep(daemon, home):

@@ -10,7 +10,7 @@ import pexpect
 import psutil
 import pytest
 
-from tests.conftest import fork_only
+from tests.conftest import fork_only, wait_until
 
 from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file
 
@@ -149,23 +149,49 @@ def test_login_asks_without_echo_and_failure_is_explained(daemon, shell):
 
 
 @fork_only
-def test_lost_connection_is_reported_and_open_reconnects(daemon, shell):
+def test_a_session_ended_while_idle_is_reopened_on_the_next_command(daemon, shell):
     sh = shell()
     sessions = daemon.live_children()
     assert len(sessions) == 1
     for child in sessions:
         child.kill()
     psutil.wait_procs(sessions, timeout=10)
+    out = sh.run("ls")
+    assert "the session ended" in out and "reconnecting" in out and "0 files" in out
     address = f"127.0.0.1:{daemon.port}"
-    offline = re.escape(f"ftpc {address} (not connected)> ")
-    sh.child.sendline("ls")
-    sh.child.expect(offline)
-    assert f"type 'open {address}' to reconnect" in sh.child.before
-    sh.child.sendline("ls")
-    sh.child.expect(offline)
-    assert "Not connected" in sh.child.before
     assert "Connected to" in sh.run(f"open {address}")
     assert "0 files" in sh.run("ls")
+
+
+def test_an_idle_timeout_says_so_and_the_next_command_reconnects(make_daemon, home):
+    daemon = make_daemon({"server": {"idle_timeout": 0.5}})
+    sh = Screen(f"127.0.0.1:{daemon.port}", home)
+    try:
+        sh.wait_prompt()
+        wait_until(lambda: "session end" in daemon.log(), what="the idle session to end")
+        out = sh.run("ls")
+        assert "the session was idle too long; reconnecting" in out and "0 files" in out
+    finally:
+        sh.close()
+
+
+def test_a_connection_lost_mid_command_is_reported_and_open_reconnects(daemon, shell, home):
+    make_file(daemon.root / "big.bin", 4 << 20)
+    relay = Relay(daemon.port, limit=1 << 20, mode="cut")
+    try:
+        sh = shell(relay.address)
+        offline = re.escape(f"ftpc {relay.address} (not connected)> ")
+        sh.child.sendline("get big.bin")
+        sh.child.expect(offline)
+        assert f"type 'open {relay.address}' to reconnect" in sh.child.before
+        assert "partial data kept" in sh.child.before
+        sh.child.sendline("ls")
+        sh.child.expect(offline)
+        assert "Not connected" in sh.child.before
+        assert "Connected to" in sh.run(f"open {relay.address}")
+        assert "Saved big.bin" in sh.run("get big.bin")
+    finally:
+        relay.close()
 
 
 def test_ctrl_c_cancels_a_transfer_and_the_shell_goes_on(daemon, shell, home):

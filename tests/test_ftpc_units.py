@@ -118,7 +118,10 @@ class FakeDownload:
     def start_get(self, name, offset=0):
         return len(self.data) - offset
 
-    def receive(self, sink, count):
+    def start_checked_get(self, name, offset=0):
+        return len(self.data) - offset, (len(self.data), self.digest)
+
+    def receive(self, sink, count, progress=None):
         for start in range(0, count, 1000):
             sink.write(memoryview(self.data)[start:start + 1000])
 

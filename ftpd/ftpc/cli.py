@@ -6,6 +6,8 @@
     ftpc HOST put PATH [--as NAME]
     ftpc HOST hash NAME [--json]
     ftpc --retries N HOST get NAME         resume through a balancer after a cut
+    ftpc ftpd://HOST[:PORT]/NAME           the same as: ftpc HOST[:PORT] get NAME
+    ftpc -b FILE HOST                      run shell commands from FILE, stop at a failure
 
 This is the only place where ftpc's exceptions become exit codes.
 """
@@ -14,37 +16,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Callable, Dict, Optional, Sequence, TextIO, Union
 
+from ftpd.protocol import DEFAULT_PORT
+
 from ftpd import __version__
 from ftpd.client import Client, ConnectionLost, ServerError
-from ftpd.ftpc.connect import (CredentialError, Target, build_ssl_context, parse_target,
-                               resolve_login)
-from ftpd.ftpc.display import describe, listing_json, listing_table, transfer_summary
-from ftpd.protocol import DEFAULT_PORT
-from ftpd.ftpc.transfer import (Cancelled, GetOptions, LocalFileError, ProgressFactory,
-                                VerifyError, download, download_to_stream, local_target, no_bar,
-                                tqdm_bar, upload)
-
-EX_OK = 0
-EX_REFUSED = 1       # the server answered ERR (its code is printed)
-EX_USAGE = 2         # bad arguments, or a local file problem
-EX_CONNECTION = 3    # cannot connect, or the connection was lost
-EX_VERIFY = 4        # a download did not match the server's SHA-256
-EX_INTERRUPTED = 130
+from ftpd.ftpc.connect import Target, build_ssl_context, parse_target, resolve_login, split_url
+from ftpd.ftpc.display import human_size, listing_json, listing_table, transfer_summary
+from ftpd.ftpc.status import (EX_OK, EX_PIPE, broken_pipe, exit_status, message,
+                              table_text)
+from ftpd.ftpc.transfer import (GetOptions, LocalFileError, ProgressFactory, download,
+                                download_to_stream, local_target, no_bar, tqdm_bar, upload)
 
 EPILOG = f"""\
-HOST is a name, an IPv4 address or [IPv6], optionally with :PORT (default {DEFAULT_PORT}).
-Without a command, ftpc opens an interactive shell.
+HOST is a name, an IPv4 address or [IPv6], optionally with :PORT (default {DEFAULT_PORT}),
+or a URL ftpd://HOST[:PORT][/NAME]. Without a command, ftpc opens an interactive shell;
+with -b FILE, or when standard input is not a terminal, it runs the shell commands it
+reads and stops at the first that fails, with that command's exit status.
 
 password: -u USER takes it from $FTPC_PASSWORD, from ~/.netrc, or asks without echo;
 without -u, a ~/.netrc entry for HOST logs in. It is never read from the command line.
 
-exit status: 0 ok, 1 the server refused (its code is printed), 2 usage or local file
-problem, 3 cannot connect or connection lost, 4 download failed verification,
-130 interrupted."""
+exit status:
+{table_text()}"""
 
 
 def _common(parser: argparse.ArgumentParser, default: object) -> None:
@@ -73,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(user=None, quiet=False, timeout=30.0, tls=False, cafile=None,
                         insecure=False, retries=0)
     _common(parser, argparse.SUPPRESS)
+    parser.add_argument("-b", "--batch", metavar="FILE", type=argparse.FileType("r"),
+                        help="run shell commands from FILE ('-' = standard input); stop at "
+                             "the first that fails and exit with its status")
     parser.add_argument("host", metavar="HOST[:PORT]")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub = commands.add_parser("list", help="list the files on the server")
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-verify", dest="verify", action="store_false",
                      help="skip the SHA-256 check after downloading")
     sub = commands.add_parser("put", help="upload PATH (the server checks its SHA-256)")
-    sub.add_argument("path", metavar="PATH")
+    sub.add_argument("path", metavar="PATH", help="a local file; '-' = standard input "
+                                                  "(with --as NAME)")
     sub.add_argument("--as", dest="name", metavar="NAME", help="store under this name")
     sub = commands.add_parser("hash", help="print the size and SHA-256 of NAME")
     sub.add_argument("name", metavar="NAME")
@@ -104,7 +106,8 @@ def say(args: argparse.Namespace, text: str, stream: Optional[TextIO] = None) ->
 
 
 def progress_factory(args: argparse.Namespace) -> ProgressFactory:
-    shown = not args.quiet and sys.stdout.isatty() and sys.stderr.isatty()
+    # The bar is drawn on stderr: stdout may be a pipe (get -o - | tar x).
+    shown = not args.quiet and sys.stderr.isatty()
     return tqdm_bar if shown else no_bar
 
 
@@ -118,12 +121,17 @@ def cmd_get(client: Client, args: argparse.Namespace) -> int:
     if args.output == "-":
         if args.resume:
             raise LocalFileError("--continue needs a file, not standard output")
-        outcome = download_to_stream(client, args.name, sys.stdout.buffer, args.verify)
+        outcome = download_to_stream(client, args.name, sys.stdout.buffer, args.verify,
+                                     progress_factory(args))
         say(args, f"{args.name}: {outcome.size} bytes written", sys.stderr)
         return EX_OK
     target = local_target(args.name, args.output)
     options = GetOptions(force=args.force, resume=args.resume, verify=args.verify)
     outcome = download(client, args.name, target, options, progress_factory(args))
+    if outcome.already_complete:
+        say(args, f"{outcome.path} is already complete ({human_size(outcome.size)}, "
+                  f"sha256 {outcome.sha256[:16]}... verified)")
+        return EX_OK
     say(args, transfer_summary("saved", outcome.path, outcome.size, outcome.sha256,
                                outcome.resumed_from))
     return EX_OK
@@ -161,8 +169,13 @@ def make_target(args: argparse.Namespace) -> Target:
 def run(args: argparse.Namespace) -> int:
     target = make_target(args)
     login = resolve_login(target.host, args.user)
+    args.tried_login = login is not None       # then a 401 means a wrong password
+    _url_path_as_get(args)
     if args.command is None:
+        from ftpd.ftpc.batch import run_batch
         from ftpd.ftpc.shell import run_shell
+        if args.batch is not None or not sys.stdin.isatty():
+            return run_batch(target, login, args.batch or sys.stdin, quiet=args.quiet)
         return run_shell(target, login, quiet=args.quiet)
     for attempt in range(max(args.retries, 0) + 1):
         try:
@@ -177,7 +190,19 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _retryable(exc: Union[ConnectionLost, ServerError]) -> bool:
+def _url_path_as_get(args: argparse.Namespace) -> None:
+    """`ftpc ftpd://HOST/NAME` downloads NAME, like curl with a URL."""
+    path = split_url(args.host)[1]
+    if not path:
+        return
+    if args.command is not None:
+        raise ValueError(f"{args.host}: a URL with a file is a download by itself; "
+                         "leave the file out to give a command")
+    args.command, args.name, args.output = "get", path, None
+    args.force, args.resume, args.verify = False, False, True
+
+
+def _retryable(exc: Exception) -> bool:
     # A lost connection, or a node that is draining or full: another try
     # (through a load balancer, likely on another node) can succeed.
     return isinstance(exc, ConnectionLost) or exc.code in (408, 421)
@@ -201,20 +226,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except ServerError as exc:
-        return fail(EX_REFUSED, describe(exc))
-    except ConnectionLost as exc:
-        return fail(EX_CONNECTION, str(exc))
-    except VerifyError as exc:
-        return fail(EX_VERIFY, str(exc))
-    except Cancelled as exc:
-        return fail(EX_INTERRUPTED, str(exc))
-    except (LocalFileError, CredentialError, ValueError) as exc:
-        return fail(EX_USAGE, str(exc))
-    except KeyboardInterrupt:
-        return fail(EX_INTERRUPTED, "interrupted")
-    except OSError as exc:       # e.g. an unreadable --cafile
-        return fail(EX_USAGE, str(exc))
+    except (Exception, KeyboardInterrupt) as exc:
+        status = exit_status(exc)
+        if status is None:
+            raise
+        if broken_pipe(exc):
+            _silence_stdout()
+            return EX_PIPE
+        return fail(status, message(exc, getattr(args, "tried_login", False)))
+
+
+def _silence_stdout() -> None:
+    # The reader is gone: the interpreter's last flush must not complain either.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

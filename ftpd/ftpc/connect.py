@@ -12,6 +12,7 @@ import netrc
 import os
 import ssl
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, TextIO, Tuple
 
@@ -40,15 +41,38 @@ class Target:
         return f"{host}:{self.port}"
 
     def with_address(self, text: str) -> "Target":
-        host, port = parse_hostport(text)
+        address, path = split_url(text)
+        if path:
+            raise ValueError(f"{text}: give a server, without a file path")
+        host, port = parse_hostport(address)
         return Target(host, port, self.timeout, self.ssl_context)
 
     def connect(self) -> Client:
         return Client(self.host, self.port, timeout=self.timeout, ssl_context=self.ssl_context)
 
 
+OTHER_PROTOCOLS = {
+    "ftp": "classic FTP (RFC 959)", "ftps": "FTP over TLS", "sftp": "SSH file transfer",
+    "http": "HTTP", "https": "HTTP",
+}
+
+
+def split_url(text: str) -> Tuple[str, str]:
+    """`ftpd://HOST[:PORT][/PATH]` or plain `HOST[:PORT]` -> (HOST[:PORT], PATH)."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text, ""
+    scheme = scheme.lower()
+    if scheme != "ftpd":
+        what = OTHER_PROTOCOLS.get(scheme, "not FTPD/1")
+        raise ValueError(f"{scheme}:// is {what}, a different protocol: ftpc talks only to "
+                         "ftpd servers (FTPD/1); give ftpd://HOST[:PORT] or HOST[:PORT]")
+    address, _, path = rest.partition("/")
+    return address, urllib.parse.unquote(path)
+
+
 def parse_target(text: str, timeout: float, ssl_context: Optional[ssl.SSLContext]) -> Target:
-    host, port = parse_hostport(text)
+    host, port = parse_hostport(split_url(text)[0])
     if not 0 < port < 65536:
         raise ValueError(f"port out of range in {text!r}")
     return Target(host, port, timeout, ssl_context)
@@ -88,7 +112,19 @@ def netrc_lookup(host: str, path: Optional[str] = None) -> Optional[Tuple[str, s
         return None
     if not found or not found[0]:
         return None
+    if found[2]:
+        _refuse_if_readable_by_others(path)
     return found[0], found[2] or ""
+
+
+def _refuse_if_readable_by_others(path: str) -> None:
+    # As classic ftp and Python's netrc do: a password others can read is no secret.
+    if os.name != "posix":
+        return
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise CredentialError(f"{path} holds a password but other users can access it "
+                              f"(mode {mode:o}); run: chmod 600 {path}")
 
 
 def resolve_login(host: str, user: Optional[str], env: Mapping[str, str] = os.environ,

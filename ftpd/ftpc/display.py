@@ -59,9 +59,12 @@ def listing_json(entries: Sequence[Entry]) -> str:
                        for e in sorted(entries, key=lambda e: e.name)], indent=2)
 
 
-def describe(error: ServerError) -> str:
-    """One line a person understands, keeping the server's code and words."""
+def describe(error: ServerError, tried_login: bool = False) -> str:
+    """One line a person understands, keeping the server's code and words.
+    `tried_login`: a user and password were sent, so 401 means they were wrong."""
     hint = HINTS.get(error.code)
+    if tried_login and error.code == protocol.AUTH_REQUIRED:
+        hint = "the user name or password was not accepted"
     text = f"server refused: {error.text} (code {error.code})"
     return f"{text}; {hint}" if hint else text
 

@@ -16,12 +16,14 @@ import time
 from types import ModuleType
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
 from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
 from ftpd.ftpc.connect import Target, resolve_login
 from ftpd.ftpc.display import describe, human_size, listing_table, transfer_summary
-from ftpd.ftpc.transfer import (Cancelled, GetOptions, TransferError, download, local_target,
-                           no_bar, tqdm_bar, upload)
+from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
+from ftpd.ftpc.transfer import (Cancelled, GetOptions, download, local_target, no_bar,
+                                tqdm_bar, upload)
 
 readline: Optional[ModuleType]
 try:
@@ -74,9 +76,12 @@ def split_args(arg: str, usage: str, least: int, most: int,
 
 
 class Shell(cmd.Cmd):
-    def __init__(self, target: Target, login: Optional[Tuple[str, str]], quiet: bool = False):
+    def __init__(self, target: Target, login: Optional[Tuple[str, str]], quiet: bool = False,
+                 batch: bool = False):
         super().__init__()
-        self.target, self.login, self.quiet = target, login, quiet
+        self.target, self.login, self.quiet, self.batch = target, login, quiet, batch
+        self.status = EX_OK        # of the last command, as ftpc would exit with it
+        self.where = ""            # in batch mode, the line being run
         self.client: Optional[Client] = None
         self.names: Tuple[float, List[str]] = (0.0, [])
         self.history = os.environ.get("FTPC_HISTORY") or os.path.expanduser("~/.ftpc_history")
@@ -93,6 +98,13 @@ class Shell(cmd.Cmd):
     def out(self, text: str) -> None:
         print(text, file=self.stdout, flush=True)
 
+    def err(self, text: str) -> None:
+        """A failure: on stderr, naming the line, when a script is being run."""
+        if self.batch:
+            print(f"ftpc: {self.where}{text}", file=sys.stderr, flush=True)
+        else:
+            self.out(text)
+
     # -- connection ------------------------------------------------------------------
 
     def connect(self) -> Client:
@@ -104,7 +116,7 @@ class Shell(cmd.Cmd):
             try:
                 who = client.login(*self.login)
             except ServerError as exc:
-                self.out(describe(exc) + "; you are not logged in")
+                self.out(describe(exc, tried_login=True) + "; you are not logged in")
             else:
                 self.out(f"Logged in as {who}.")
         return client
@@ -112,6 +124,14 @@ class Shell(cmd.Cmd):
     def need(self) -> Client:
         if not self.connected:
             raise NotConnected()
+        assert self.client is not None
+        try:
+            self.client.ensure_alive()
+        except ClientError as exc:      # ended while we were idle: open a new session
+            idle = isinstance(exc, ServerError) and exc.code == protocol.TIMEOUT
+            why = "the session was idle too long" if idle else f"the session ended ({exc})"
+            self.out(f"({why}; reconnecting to {self.target.label})")
+            self.connect()
         assert self.client is not None
         return self.client
 
@@ -122,7 +142,7 @@ class Shell(cmd.Cmd):
 
     def lost(self, reason: str) -> None:
         self.client = None
-        self.out(f"{reason}\nThe connection to {self.target.label} is closed; "
+        self.err(f"{reason}\nThe connection to {self.target.label} is closed; "
                  f"type 'open {self.target.label}' to reconnect.")
 
     def recover(self) -> None:
@@ -137,7 +157,7 @@ class Shell(cmd.Cmd):
             self.lost(str(exc))
 
     def bar(self) -> Callable:
-        return tqdm_bar if not self.quiet and sys.stdout.isatty() else no_bar
+        return tqdm_bar if not self.quiet and sys.stderr.isatty() else no_bar
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -159,32 +179,44 @@ class Shell(cmd.Cmd):
 
     def onecmd(self, line: str) -> bool:
         try:
-            return super().onecmd(line)
-        except NotConnected:
-            self.out(f"Not connected; type 'open {self.target.label}' to connect.")
-        except ServerError as exc:
-            self.out(describe(exc))
+            stop = super().onecmd(line)
+        except (Exception, KeyboardInterrupt) as exc:
+            self.status = self.report(exc)
+            return self.batch and self.status != EX_OK      # a script stops at a failure
+        self.status = EX_OK
+        return stop
+
+    def report(self, exc: BaseException) -> int:
+        """Say what went wrong in one sentence, mend the session where it can
+        be mended, and return the exit status the failure stands for."""
+        if isinstance(exc, NotConnected):
+            self.err(f"Not connected; type 'open {self.target.label}' to connect.")
+            return EX_CONNECTION
+        status = EX_USAGE if isinstance(exc, UsageError) else exit_status(exc)
+        if status is None:
+            raise exc
+        if isinstance(exc, ServerError):
+            self.err(describe(exc, self.login is not None))
             if self.client is not None and self.client.closed:
                 self.lost("The server ended the session.")
-        except ConnectionLost as exc:
+        elif isinstance(exc, ConnectionLost):
             self.lost(str(exc))
-        except Cancelled as exc:
-            self.out(str(exc))
+        elif isinstance(exc, (Cancelled, KeyboardInterrupt)):
+            self.err(str(exc) if isinstance(exc, Cancelled) else "Interrupted.")
             self.recover()
-        except KeyboardInterrupt:
-            self.out("Interrupted.")
-            self.recover()
-        except (UsageError, TransferError) as exc:
-            self.out(str(exc))
-        except (ValueError, OSError) as exc:     # unbalanced quotes, lcd to nowhere...
-            self.out(f"error: {exc}")
-        return False
+        elif isinstance(exc, (ValueError, OSError)):  # unbalanced quotes, lcd to nowhere...
+            self.err(f"error: {exc}")
+        else:
+            self.err(message(exc))
+            if self.client is not None and self.client.closed:
+                self.recover()      # a download broke off locally: its data was in flight
+        return status
 
     def emptyline(self) -> bool:
         return False           # cmd.Cmd would repeat the last command: surprising
 
-    def default(self, line: str) -> None:
-        self.out(f"Unknown command {line.split()[0]!r}; type 'help' for the list.")
+    def default(self, line: str) -> bool:
+        raise UsageError(f"Unknown command {line.split()[0]!r}; type 'help' for the list.")
 
     def do_help(self, arg: str) -> None:
         """help [COMMAND]: the command list, or how to use one command."""
@@ -203,6 +235,8 @@ class Shell(cmd.Cmd):
     def preloop(self) -> None:
         if readline is not None:
             readline.set_completer_delims(DELIMS)
+            if "libedit" in (readline.__doc__ or ""):     # macOS: cmd's "tab: complete" is
+                readline.parse_and_bind("bind ^I rl_complete")   # GNU syntax only
 
     def load_history(self) -> None:
         if readline is not None and os.path.exists(self.history):
@@ -351,12 +385,14 @@ class Shell(cmd.Cmd):
 def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False) -> int:
     """ftpc without a command. Exit 3 if the first connection fails, else 0."""
     shell = Shell(target, login, quiet)
+    failed = first_connect(shell)
+    return failed if failed is not None else shell.run()
+
+
+def first_connect(shell: Shell) -> Optional[int]:
     try:
         shell.connect()
-    except ConnectionLost as exc:
-        print(f"ftpc: {exc}", file=sys.stderr)
-        return 3
-    except ServerError as exc:
-        print(f"ftpc: {describe(exc)}", file=sys.stderr)
-        return 1
-    return shell.run()
+    except (ConnectionLost, ServerError) as exc:
+        print(f"ftpc: {message(exc, shell.login is not None)}", file=sys.stderr)
+        return exit_status(exc)
+    return None

@@ -1,19 +1,20 @@
 """Downloads and uploads a person can trust.
 
 A download is written to `.NAME.ftpc-part` beside the target and renamed
-over it only when complete and verified (size, and SHA-256 via `H`). The
-partial file has a predictable name so `get --continue` can find it.
+over it only when complete and verified (size, and SHA-256 from an `H` sent
+together with `G`, so the data is checked as soon as it has arrived, even if
+the server stops right after). The partial file has a predictable name, so a
+later `get` of the same file finds it and resumes it (the final SHA-256 check
+guards the result).
 
-What happens to the partial file:
-- the connection is cut: it is kept, and `--continue` resumes it;
-- Ctrl-C: it is removed, unless this run was itself a `--continue` run
-  (the user already chose to keep partial data);
-- verification fails or the server refuses: it is removed, since its
-  contents cannot be trusted (a refused `--continue` run keeps its partial).
+Nothing that arrived is thrown away: after a cut connection, a local write
+error or Ctrl-C the partial file is kept and ftpc says how to resume. It is
+removed only when it is empty or when verification failed (its contents
+cannot be trusted).
 
 An existing local file is never replaced without `force`; without it the
 final step is a hard link, which fails atomically if the target appeared
-meanwhile.
+meanwhile. Everything local is prepared before a request is sent.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional, Tuple
 
 from ftpd import protocol
-from ftpd.client import Client, ConnectionLost, ServerError
+from ftpd.client import (Client, ClientError, ConnectionLost, IntegrityError, LocalError,
+                         ServerError)
 
 PART_SUFFIX = ".ftpc-part"
 ProgressFactory = Callable[[str, int, int], Any]   # (label, total, initial) -> bar
@@ -40,7 +44,7 @@ class LocalFileError(TransferError):
     """A local file is missing, in the way, or cannot be written."""
 
 
-class VerifyError(TransferError):
+class VerifyError(TransferError, IntegrityError):
     """The downloaded bytes do not match what the server reports."""
 
 
@@ -61,6 +65,7 @@ class Outcome:
     size: int
     sha256: Optional[str]
     resumed_from: int = 0
+    already_complete: bool = False
 
 
 class NullBar:
@@ -98,20 +103,15 @@ def local_target(name: str, local: Optional[str]) -> str:
 
 
 class _Sink:
-    """Writes downloaded chunks, hashing them when the download is to be
-    verified, and advancing the bar."""
+    """Writes downloaded chunks, hashing them when the download is verified."""
 
-    def __init__(self, handle: BinaryIO, digest: Any = None):
-        self.handle, self.digest, self.bar = handle, digest, NullBar()
+    def __init__(self, handle: Any, digest: Any = None):
+        self.handle, self.digest = handle, digest
 
     def write(self, chunk: Any) -> None:
         self.handle.write(chunk)
         if self.digest is not None:
             self.digest.update(chunk)
-        self.bar.update(len(chunk))
-
-    def hexdigest(self) -> Optional[str]:
-        return None if self.digest is None else self.digest.hexdigest()
 
 
 # -- download --------------------------------------------------------------------------
@@ -120,27 +120,92 @@ def download(client: Client, name: str, target: str, options: GetOptions = GetOp
              bar: ProgressFactory = no_bar) -> Outcome:
     _check_remote_name(name)       # it becomes a local path: never ../ or /
     if os.path.lexists(target) and not options.force:
+        if options.resume:
+            return _already_complete(client, name, target)
         raise LocalFileError(f"{target} already exists; use --force to replace it")
     part = part_path(target)
-    offset = _resumable_size(part) if options.resume else 0
-    verify = options.verify or offset > 0     # a resumed file is always checked whole
+    offset = _resumable_size(part)      # a kept partial is resumed, then verified whole
+    verify = options.verify or offset > 0
     try:
         handle = _open_part(part, offset)
     except OSError as exc:
         raise LocalFileError(f"cannot write {part}: {exc.strerror}") from exc
     try:
         with handle:
-            sink = _Sink(handle, _prefix_digest(handle, offset) if verify else None)
-            size = _receive(client, name, offset, sink, bar)
+            size, digest, offset = _fetch_part(client, name, handle, offset, verify, options,
+                                               bar)
             os.fsync(handle.fileno())
-        digest = sink.hexdigest()
-        if digest is not None:
-            _verify(client, name, offset + size, digest)
         _commit(part, target, options.force)
     except BaseException as exc:
-        _after_failure(exc, client, part, options.resume)
-        raise _translate(exc, part, options.resume) from exc
+        raise _after_failure(exc, client, name, part) from exc
     return Outcome(target, offset + size, digest, offset)
+
+
+def _fetch_part(client: Client, name: str, handle: BinaryIO, offset: int, verify: bool,
+                options: GetOptions, bar: ProgressFactory) -> Tuple[int, Optional[str], int]:
+    """(bytes received, verified SHA-256 or None, offset actually used)."""
+    try:
+        digest = _prefix_digest(handle, offset) if verify else None
+        size, sha = fetch(client, name, handle, offset, digest, bar)
+    except ServerError as exc:
+        # A partial found by a plain get, longer than the file now is: it was
+        # of another version. Start over (on the same session: ERR is one line).
+        if exc.code != protocol.BAD_OFFSET or options.resume or not offset:
+            raise
+        handle.seek(0)
+        handle.truncate()
+        offset = 0
+        size, sha = fetch(client, name, handle, 0,
+                          hashlib.sha256() if options.verify else None, bar)
+    handle.flush()
+    return size, sha, offset
+
+
+def fetch(client: Client, name: str, handle: Any, offset: int, digest: Any,
+          bar: ProgressFactory) -> Tuple[int, Optional[str]]:
+    """G (with H first when verifying), receive with a bar, then compare."""
+    if digest is None:
+        count, expected = client.start_get(name, offset), None
+    else:
+        count, expected = client.start_checked_get(name, offset)
+    progress = bar(name, offset + count, offset)
+    try:
+        client.receive(_Sink(handle, digest), count, progress.update)
+    finally:
+        progress.close()
+    if digest is None or expected is None:
+        return count, None
+    got = (offset + count, digest.hexdigest())
+    if got != expected and got != _hash_again(client, name):
+        raise VerifyError(f"download of {name} does not match the server's copy "
+                          f"(got {got[0]} bytes sha256 {got[1][:12]}..., server has "
+                          f"{expected[0]} bytes sha256 {expected[1][:12]}...); "
+                          "it may have changed during the download")
+    return count, got[1]
+
+
+def _hash_again(client: Client, name: str) -> Optional[Tuple[int, str]]:
+    # Replaced between H and G? What arrived may be the file as it is now.
+    try:
+        return client.hash(name)
+    except ClientError:
+        return None
+
+
+def _already_complete(client: Client, name: str, target: str) -> Outcome:
+    """`get --continue` over a finished file: done if it is the server's copy."""
+    remote_size, remote_digest = client.hash(name)
+    try:
+        with open(target, "rb") as handle:
+            local_size = os.fstat(handle.fileno()).st_size
+            local_digest = _prefix_digest(handle, local_size).hexdigest() \
+                if local_size == remote_size else None
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {target}: {exc.strerror}") from exc
+    if local_digest != remote_digest:
+        raise LocalFileError(f"{target} already exists and differs from the server's copy; "
+                             "use --force to replace it")
+    return Outcome(target, local_size, local_digest, already_complete=True)
 
 
 def _check_remote_name(name: str) -> None:
@@ -158,7 +223,9 @@ def _resumable_size(part: str) -> int:
 
 def _open_part(part: str, offset: int) -> BinaryIO:
     # O_NOFOLLOW: a planted symlink must not redirect our write elsewhere.
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (0 if offset else os.O_TRUNC)
+    # (Windows has no O_NOFOLLOW and needs O_BINARY: both fall back to 0.)
+    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+             | (0 if offset else os.O_TRUNC))
     handle = os.fdopen(os.open(part, flags, 0o666), "r+b")
     handle.seek(offset)
     return handle
@@ -177,26 +244,6 @@ def _prefix_digest(handle: BinaryIO, offset: int) -> Any:
             digest.update(chunk)
             remaining -= len(chunk)
     return digest
-
-
-def _receive(client: Client, name: str, offset: int, sink: _Sink, bar: ProgressFactory) -> int:
-    count = client.start_get(name, offset)
-    sink.bar = bar(name, offset + count, offset)
-    try:
-        client.receive(sink, count)
-        sink.handle.flush()
-    finally:
-        sink.bar.close()
-    return count
-
-
-def _verify(client: Client, name: str, size: int, digest: str) -> None:
-    remote_size, remote_digest = client.hash(name)
-    if remote_size != size or remote_digest != digest:
-        raise VerifyError(f"download of {name} does not match the server's copy "
-                          f"(got {size} bytes sha256 {digest[:12]}..., server has "
-                          f"{remote_size} bytes sha256 {remote_digest[:12]}...); "
-                          "it may have changed during the download; nothing was kept")
 
 
 def _commit(part: str, target: str, force: bool) -> None:
@@ -219,24 +266,30 @@ def _commit(part: str, target: str, force: bool) -> None:
         raise LocalFileError(f"cannot create {target}: {exc.strerror}") from exc
 
 
-def _after_failure(exc: BaseException, client: Client, part: str, resumed: bool) -> None:
+def _after_failure(exc: BaseException, client: Client, name: str, part: str) -> BaseException:
+    """Keep what arrived unless it cannot be trusted; say how to go on."""
     if isinstance(exc, KeyboardInterrupt):
-        client.close()      # the rest of the file is still in flight: the session is lost
-    keep = isinstance(exc, ConnectionLost) or (resumed and not isinstance(exc, VerifyError))
-    if not keep or _resumable_size(part) == 0:
+        client.close()      # we may be mid-reply: the session cannot go on
+    if isinstance(exc, IntegrityError) or _resumable_size(part) == 0:
         _remove(part)
-
-
-def _translate(exc: BaseException, part: str, resumed: bool) -> BaseException:
+    kept = _resumable_size(part)
+    resume = (f"; partial data kept in {part} ({kept} bytes): run the same get again "
+              f"(or get --continue {name}) to resume") if kept else ""
     if isinstance(exc, KeyboardInterrupt):
-        kept = f"; partial data kept in {part}" if os.path.exists(part) else \
-            "; no partial file left"
-        return Cancelled(f"download cancelled{kept}")
-    if isinstance(exc, ConnectionLost) and os.path.exists(part):
-        return ConnectionLost(f"{exc}; partial data kept in {part}, "
-                              "resume with get --continue")
-    if isinstance(exc, ServerError) and exc.code == protocol.BAD_OFFSET and resumed:
-        return ServerError(exc.code, f"{exc.text}; run get without --continue to start again")
+        return Cancelled("download cancelled" + (resume or "; no partial file left"))
+    if isinstance(exc, IntegrityError):
+        return VerifyError(f"{exc}; nothing was kept")
+    if isinstance(exc, ServerError) and exc.code == protocol.BAD_OFFSET:
+        return ServerError(exc.code, f"{exc.text}; the partial file {part} is longer than "
+                                     "the server's file: remove it to start again")
+    if isinstance(exc, ServerError):
+        return ServerError(exc.code, exc.text + resume) if resume else exc
+    if isinstance(exc, ConnectionLost):
+        return type(exc)(str(exc) + resume)
+    if isinstance(exc, OSError):
+        return LocalFileError(f"cannot write {part}: {exc.strerror or exc}{resume}")
+    if isinstance(exc, LocalError):
+        return LocalFileError(f"{exc}{resume}")
     return exc
 
 
@@ -250,41 +303,66 @@ def _remove(path: str) -> None:
 def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = True,
                        bar: ProgressFactory = no_bar) -> Outcome:
     """`get NAME -o -`: bytes cannot be taken back, but a mismatch still fails."""
-    sink = _Sink(out, hashlib.sha256() if verify else None)
     try:
-        size = _receive(client, name, 0, sink, bar)
+        size, digest = fetch(client, name, out, 0, hashlib.sha256() if verify else None, bar)
     except KeyboardInterrupt as exc:
         client.close()
         raise Cancelled("download cancelled") from exc
-    digest = sink.hexdigest()
-    if digest is not None:
-        _verify(client, name, size, digest)
     return Outcome("-", size, digest)
 
 
 # -- upload --------------------------------------------------------------------------
 
 def upload(client: Client, path: str, name: Optional[str] = None,
-           bar: ProgressFactory = no_bar) -> Outcome:
-    """Send a local file; `P` announces its SHA-256 so the server verifies it."""
+           bar: ProgressFactory = no_bar, stdin: Optional[BinaryIO] = None) -> Outcome:
+    """Send a local file (`-`: standard input, spooled to a temporary file to
+    learn its size and SHA-256); `P` announces the digest so the server
+    verifies it."""
+    if path == "-":
+        if not name:
+            raise LocalFileError("put - needs a name for the server: put - --as NAME")
+        _check_store_name(name)
+        with _spool(stdin or sys.stdin.buffer) as spooled:
+            return _send(client, spooled, name, bar)
     path = os.path.expanduser(path)
     name = name or os.path.basename(os.path.normpath(path))
+    _check_store_name(name)
+    if not os.path.isfile(path):
+        what = "is not a regular file" if os.path.exists(path) else "does not exist"
+        raise LocalFileError(f"{path} {what}")
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        return _send(client, handle, name, bar)
+
+
+def _check_store_name(name: str) -> None:
     problem = protocol.name_problem(name)
     if problem:
         raise LocalFileError(f"cannot store as {name!r}: a name {problem}; "
                              "choose another name")
-    if not os.path.isfile(path):
-        what = "is not a regular file" if os.path.exists(path) else "does not exist"
-        raise LocalFileError(f"{path} {what}")
-    progress = bar(name, os.path.getsize(path), 0)
+
+
+def _spool(source: BinaryIO) -> BinaryIO:
+    spooled = tempfile.TemporaryFile()
     try:
-        size, digest = client.put(path, name, progress=progress.update)
+        shutil.copyfileobj(source, spooled, 1 << 20)
+        spooled.seek(0)
+    except OSError as exc:
+        spooled.close()
+        raise LocalFileError(f"cannot spool standard input: {exc.strerror or exc}") from exc
+    return spooled      # type: ignore[return-value]
+
+
+def _send(client: Client, handle: BinaryIO, name: str, bar: ProgressFactory) -> Outcome:
+    progress = bar(name, os.fstat(handle.fileno()).st_size, 0)
+    try:
+        size, digest = client.put(handle, name, progress=progress.update)
     except KeyboardInterrupt as exc:
         client.close()      # a cut upload is never committed by the server
         raise Cancelled("upload cancelled; nothing was stored on the server") from exc
-    except OSError as exc:
-        raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
     finally:
         progress.close()
     return Outcome(name, size, digest)
-

@@ -1,0 +1,102 @@
+"""The local side of ftpd.client's transfers: destinations opened before a
+request is sent, digests of partial files, upload sources measured.
+
+Every OSError here becomes a LocalError, so a caller sees one documented
+exception type for anything that went wrong on this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from typing import Any, BinaryIO, Optional, Tuple
+
+from ftpd.client_errors import LocalError
+
+HASH_CHUNK = 1 << 20
+
+
+def digest_loop(handle: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Hashing:
+    """A write() target that also feeds a digest."""
+
+    def __init__(self, handle: BinaryIO, digest: Any):
+        self.handle, self.digest = handle, digest
+
+    def write(self, chunk: Any) -> None:
+        self.handle.write(chunk)
+        self.digest.update(chunk)
+
+
+class Discard:
+    def write(self, chunk: Any) -> None:
+        pass
+
+
+def open_destination(path: str, offset: int) -> Tuple[BinaryIO, Optional[str]]:
+    """(open handle at `offset`, temporary path to rename, or None when continued in place)."""
+    try:
+        if offset:
+            handle = open(path, "r+b")
+            if os.fstat(handle.fileno()).st_size < offset:
+                handle.close()
+                raise LocalError(f"cannot continue {path}: it is shorter than offset {offset}")
+            handle.seek(offset)
+            return handle, None
+        head, tail = os.path.split(path)
+        temp = os.path.join(head, f".{tail}.{secrets.token_hex(4)}.part")
+        # O_EXCL: a fresh file of our own, never a planted link
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+        return os.fdopen(fd, "wb"), temp
+    except OSError as exc:
+        raise LocalError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def prefix_digest(handle: BinaryIO, offset: int) -> Any:
+    """SHA-256 state over the first `offset` bytes of `handle`, left at `offset`."""
+    digest = hashlib.sha256()
+    if not offset:
+        return digest
+    try:
+        handle.seek(0)
+        remaining = offset
+        while remaining:
+            chunk = handle.read(min(remaining, HASH_CHUNK))
+            if not chunk:
+                raise LocalError(f"the partial file is shorter than offset {offset}")
+            digest.update(chunk)
+            remaining -= len(chunk)
+        handle.seek(offset)
+    except (OSError, ValueError) as exc:      # io.UnsupportedOperation is both
+        raise LocalError("verifying a resumed download needs the partial file readable "
+                         f"and seekable (open it 'r+b', or pass verify=False): {exc}") from exc
+    return digest
+
+
+def measure(handle: BinaryIO, with_digest: bool) -> Tuple[int, int, Optional[str]]:
+    """(start position, bytes from there to the end, their SHA-256 or None)."""
+    try:
+        start = handle.tell()
+        size = handle.seek(0, os.SEEK_END) - start
+        handle.seek(start)
+        digest = digest_loop(handle) if with_digest else None
+        handle.seek(start)      # TLS sendfile reads from the file position
+    except (OSError, ValueError) as exc:
+        raise LocalError(f"cannot read the upload source: {exc}; it must be a seekable "
+                         "binary file") from exc
+    return start, size, digest
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
