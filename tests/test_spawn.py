@@ -3,7 +3,8 @@
 import os
 import signal
 
-from ftpd.server.spawn import ForkSpawner, ProcessOps, StopFlag
+from ftpd.server.child import StopFlag
+from ftpd.server.spawn import ForkSpawner, ProcessOps
 
 
 class FakeOps(ProcessOps):
@@ -31,7 +32,10 @@ class FakeOps(ProcessOps):
 
 def make(waits):
     ops = FakeOps(waits)
-    return ForkSpawner(lambda *a: 0, lambda: None, ops), ops
+    return ForkSpawner(lambda: None, ops), ops
+
+
+START = None     # what a child would take along; the parent side never reads it
 
 
 def exit_status(code):
@@ -40,9 +44,9 @@ def exit_status(code):
 
 def test_spawn_counts_per_ip():
     spawner, _ = make([])
-    assert spawner.spawn(None, ("10.0.0.1", 1)) == 101
-    spawner.spawn(None, ("10.0.0.1", 2))
-    spawner.spawn(None, ("10.0.0.2", 3))
+    assert spawner.spawn(None, ("10.0.0.1", 1), START) == 101
+    spawner.spawn(None, ("10.0.0.1", 2), START)
+    spawner.spawn(None, ("10.0.0.2", 3), START)
     assert len(spawner) == 3
     assert spawner.count_ip("10.0.0.1") == 2
     assert spawner.count_ip("10.0.0.9") == 0
@@ -50,9 +54,9 @@ def test_spawn_counts_per_ip():
 
 def test_reap_loops_until_zero_and_reports_each():
     spawner, ops = make([(101, exit_status(0)), (102, signal.SIGKILL), (0, 0)])
-    spawner.spawn(None, ("a", 1))
-    spawner.spawn(None, ("a", 2))
-    spawner.spawn(None, ("b", 3))
+    spawner.spawn(None, ("a", 1), START)
+    spawner.spawn(None, ("a", 2), START)
+    spawner.spawn(None, ("b", 3), START)
     finished = spawner.reap()
     assert [(f.child.ident, f.status, f.clean) for f in finished] == [
         (101, "exit 0", True), (102, "signal 9", False)]
@@ -64,7 +68,7 @@ def test_reap_loops_until_zero_and_reports_each():
 def test_reap_stops_on_echild_and_ignores_unknown_pids():
     spawner, ops = make([(999, 0), InterruptedError(), (101, exit_status(3)),
                          ChildProcessError()])
-    spawner.spawn(None, ("a", 1))
+    spawner.spawn(None, ("a", 1), START)
     finished = spawner.reap()
     assert [(f.child.ident, f.status, f.clean) for f in finished] == [(101, "exit 3", False)]
     assert len(spawner) == 0
@@ -73,7 +77,7 @@ def test_reap_stops_on_echild_and_ignores_unknown_pids():
 def test_signal_all_tolerates_already_dead_children():
     spawner, ops = make([])
     for port in (1, 2, 3):
-        spawner.spawn(None, ("a", port))
+        spawner.spawn(None, ("a", port), START)
     spawner.terminate_all()
     spawner.kill_all()
     assert ops.killed == [(101, signal.SIGTERM), (103, signal.SIGTERM),
