@@ -2,9 +2,14 @@
 
 import os
 import signal
+from types import SimpleNamespace
+
+import pytest
 
 from ftpd.server.child import StopFlag
-from ftpd.server.spawn import ForkSpawner, ProcessOps
+from ftpd.server.library import Library, temp_name
+from ftpd.server.spawn import (Child, Finished, ForkSpawner, ProcessOps, ThreadSpawner,
+                               spawner_for)
 
 
 class FakeOps(ProcessOps):
@@ -94,3 +99,38 @@ def test_stop_flag_is_level_triggered_and_pollable():
         assert isinstance(flag.fileno(), int)
     finally:
         flag.close()
+
+
+def test_the_concurrency_setting_picks_the_model():
+    assert isinstance(spawner_for("fork", lambda: None, lambda: None), ForkSpawner)
+    threaded = spawner_for("thread", lambda: None, lambda: None)
+    assert isinstance(threaded, ThreadSpawner)
+    threaded.stop.close()
+
+
+@pytest.mark.parametrize("chroot, uid, warned", [(False, None, False), (True, None, True),
+                                                 (False, 1000, True)])
+def test_only_the_thread_model_warns_that_it_cannot_confine(chroot, uid, warned):
+    guard = SimpleNamespace(plan=SimpleNamespace(chroot=chroot, uid=uid))
+    spawner, _ = make([])
+    assert spawner.caveats(guard) == []
+    threaded = ThreadSpawner(lambda: None)
+    assert bool(threaded.caveats(guard)) == warned
+    threaded.stop.close()
+
+
+def test_a_dead_child_pid_names_the_temps_to_remove_a_thread_ident_none(tmp_path):
+    library = Library(str(tmp_path))
+    try:
+        mine, other = (temp_name(library.node_pid, pid) for pid in (4242, 4343))
+        for name in (mine, other):
+            (tmp_path / name).write_bytes(b"half")
+        dead = Finished(Child(4242, ("a", 1)), "signal 9", False)
+        threaded = ThreadSpawner(lambda: None)
+        threaded.tidy(dead, library)
+        threaded.stop.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine, other])
+        make([])[0].tidy(dead, library)
+        assert [p.name for p in tmp_path.iterdir()] == [other]
+    finally:
+        library.close()
