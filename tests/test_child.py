@@ -10,9 +10,20 @@ from ftpd import config as config_mod
 from ftpd.server import child
 from ftpd.server.child import ChildOps, SessionStart, StopFlag
 from ftpd.server.library import Library
-from tests.conftest import read_reply
 
 PEER = ("10.0.0.9", 4711)
+
+
+def read_reply(sock):
+    """One reply line, read a byte at a time so nothing after it is consumed."""
+    sock.settimeout(5)
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        line += byte
+    return line
 
 
 class Exited(Exception):

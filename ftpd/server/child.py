@@ -95,12 +95,15 @@ class ChildOps:
     exit = staticmethod(os._exit)
 
 
+CHILD_OPS = ChildOps()
+
+
 def _ignore(signum: int, frame: object) -> None:
     """SIGTERM's handler in a child: the wake-up fd does the work."""
 
 
 def run_as_process(start: SessionStart, conn: socket.socket, peer: Peer,
-                   release_parent: Callable[[], None], ops: ChildOps = ChildOps()) -> NoReturn:
+                   release_parent: Callable[[], None], ops: ChildOps = CHILD_OPS) -> NoReturn:
     """The forked child, from right after fork() to its exit."""
     code = os.EX_SOFTWARE           # unless the session says otherwise
     try:

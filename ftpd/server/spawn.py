@@ -36,6 +36,9 @@ class ProcessOps:
     kill = staticmethod(os.kill)
 
 
+PROCESS_OPS = ProcessOps()
+
+
 @dataclass
 class Child:
     ident: int                # pid in fork mode, thread serial in thread mode
@@ -108,7 +111,7 @@ class Spawner(abc.ABC):
 class ForkSpawner(Spawner):
     """One process per session (the default): a crash takes only its client."""
 
-    def __init__(self, release_parent: Callable[[], None], ops: ProcessOps = ProcessOps()):
+    def __init__(self, release_parent: Callable[[], None], ops: ProcessOps = PROCESS_OPS):
         super().__init__()
         self.release_parent = release_parent     # closes the parent's fds in a child
         self.ops = ops
