@@ -7,9 +7,9 @@ start on is in child.py, how it is started and ended in spawn.py.
 
 The server's life is one `State`:
 
-    SERVING --SIGTERM--> DRAINING(deadline) --deadline--> STOPPING
-       |                     |                               ^
-       +---SIGINT/SIGQUIT----+-------------------------------+
+    SERVING   --SIGTERM-->                         DRAINING(deadline)
+    SERVING   --SIGINT, SIGQUIT-->                 STOPPING
+    DRAINING  --SIGINT, SIGQUIT, deadline passed-> STOPPING
 
 and the loop ends once it is no longer SERVING and every session is reaped.
 """
