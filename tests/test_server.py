@@ -158,3 +158,13 @@ def test_bind_failure_is_reported_not_a_traceback(make_daemon):
     assert result.returncode == 69
     assert f"cannot listen on {first.addresses[0]}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_master_keeps_its_title_while_sessions_run(daemon):
+    # In thread mode the sessions share the master's process: none may retitle
+    # it, or `ftpd status` loses the listening addresses.
+    master = psutil.Process(daemon.pid)
+    with daemon.greeted() as sock:
+        sock.sendall(b"L\n")
+        assert read_reply(sock).startswith(b"OK")
+        assert " ".join(master.cmdline()).startswith(f"ftpd: master {daemon.host}:")

@@ -2,7 +2,16 @@
 
 Signal handlers only write to the wake-up fd (signal.set_wakeup_fd); the
 main loop waits on the listeners and that fd and calls handle_<signal>().
-The parent never reads a byte from a client.
+The parent never reads a byte from a client: what a session does from its
+start on is in child.py, how it is started and ended in spawn.py.
+
+The server's life is one `State`:
+
+    SERVING   --SIGTERM-->                         DRAINING(deadline)
+    SERVING   --SIGINT, SIGQUIT-->                 STOPPING
+    DRAINING  --SIGINT, SIGQUIT, deadline passed-> STOPPING
+
+and the loop ends once it is no longer SERVING and every session is reaped.
 """
 
 from __future__ import annotations
@@ -13,41 +22,80 @@ import selectors
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from enum import Enum
+from types import FrameType
+from typing import Callable, Dict, List, Optional
 
 from ftpd.server import listeners as listen_mod
-from ftpd.server import hashing, proxy
-from ftpd import protocol
-from ftpd.config import ConfigError
+from ftpd.server import proxy
+from ftpd.config import Config, ConfigError
+from ftpd.server.child import Peer, SessionStart, refuse
 from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import Address, BindError, format_address
 from ftpd.server.peers import PeerTable
-from ftpd.server.session import Session
-from ftpd.server.spawn import ForkSpawner, Spawner, StopFlag, ThreadSpawner
+from ftpd.server.spawn import Spawner, spawner_for
 
 log = logging.getLogger("ftpd.server")
 
 HANDLED_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
                    signal.SIGHUP, signal.SIGUSR1)
 ACCEPTS_PER_WAKEUP = 128   # bounded so signals are not starved during a flood
-PROXY_HEADER_TIMEOUT = 5.0
+REAP_INTERVAL = 5.0        # a periodic reap is cheap insurance against lost wake-ups
+KILL_WAIT = 5.0            # how long a quick stop waits for killed sessions
 SESSION_ENDED = bytes([signal.SIGCHLD])   # a thread's end is handled like a child's
 
 
-def open_library(config: Any) -> Library:
+class Phase(Enum):
+    SERVING = "serving"        # accepting clients
+    DRAINING = "draining"      # listeners closed, sessions told to finish, until a deadline
+    STOPPING = "stopping"      # sessions killed; only their reaping is left
+
+
+@dataclass(frozen=True)
+class State:
+    phase: Phase = Phase.SERVING
+    deadline: float = float("inf")    # DRAINING: when the sessions left are killed
+
+    def drain(self, deadline: float) -> "State":
+        """SIGTERM: only a serving server starts draining; a second TERM, or
+        one after SIGINT, changes nothing."""
+        return State(Phase.DRAINING, deadline) if self.accepting else self
+
+    def stop(self) -> "State":
+        """SIGINT, SIGQUIT or a drain past its deadline, from any state."""
+        return State(Phase.STOPPING)
+
+    @property
+    def accepting(self) -> bool:
+        return self.phase is Phase.SERVING
+
+    def finished(self, sessions: int) -> bool:
+        return not self.accepting and sessions == 0
+
+    def overdue(self, now: float) -> bool:
+        return self.phase is Phase.DRAINING and now >= self.deadline
+
+    def poll_timeout(self, now: float) -> float:
+        if self.phase is Phase.DRAINING:
+            return max(0.0, min(1.0, self.deadline - now))
+        return REAP_INTERVAL
+
+
+def open_library(config: Config) -> Library:
     os.makedirs(config.server.root, exist_ok=True)
     files = config.files
     return Library(config.server.root, fsync=files.fsync, overwrite=files.overwrite,
                    max_file_size=files.max_file_size, min_free_space=files.min_free_space)
 
 
-def _noop_handler(signum: int, frame: Any) -> None:
+def _noop_handler(signum: int, frame: Optional[FrameType]) -> None:
     """Installed so the C-level handler writes to the wake-up fd."""
 
 
 class Server:
-    def __init__(self, config: Any, reload_config: Callable[[], Any],
+    def __init__(self, config: Config, reload_config: Callable[[], Config],
                  bound: Optional[Dict[Address, List[socket.socket]]] = None,
                  notify: Callable[[str], None] = lambda state: None,
                  title: Callable[[str], None] = lambda text: None,
@@ -66,12 +114,10 @@ class Server:
         self.peers = self.peer_table_for(config)
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.spawner: Spawner = (
-            ThreadSpawner(self.session_main, self.session_ended)
-            if config.server.concurrency == "thread"
-            else ForkSpawner(self.session_main, self.close_in_child))
-        self.draining_until: Optional[float] = None
-        self.stopping = False
+        self.spawner: Spawner = spawner_for(config.server.concurrency,
+                                            release_parent=self.close_in_child,
+                                            wake=self.session_ended)
+        self.state = State()
 
     # -- set-up ----------------------------------------------------------------
 
@@ -93,9 +139,8 @@ class Server:
             signal.signal(sig, _noop_handler)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         self.guard.announce()
-        if not self.spawner.isolated and (self.guard.plan.chroot or self.guard.plan.uid):
-            log.warning("concurrency = thread: sessions share the server's process, so they "
-                        "are neither chrooted nor dropped to [server] user; use fork")
+        for caveat in self.spawner.caveats(self.guard):
+            log.warning("%s", caveat)
         self.title(f"ftpd: master {self.listen_text()}")
         log.info("ftpd serving %s on %s (max %d clients)", self.library.root,
                  self.listen_text(), self.config.server.max_clients)
@@ -108,24 +153,16 @@ class Server:
     def serve_forever(self) -> int:
         self.start()
         self.notify("READY=1")
-        while not self._finished():
-            for key, _ in self.selector.select(self._poll_timeout()):
+        while not self.state.finished(len(self.spawner)):
+            for key, _ in self.selector.select(self.state.poll_timeout(time.monotonic())):
                 if key.fileobj == self.wake_r:
                     self.handle_wakeup()
-                elif not self.stopping and self.draining_until is None:
+                elif self.state.accepting and isinstance(key.fileobj, socket.socket):
                     self.accept_burst(key.fileobj)
-            self._check_drain_deadline()
+            self.check_drain_deadline()
         self.close()
         log.info("ftpd stopped")
         return 0
-
-    def _finished(self) -> bool:
-        return (self.stopping or self.draining_until is not None) and not self.spawner
-
-    def _poll_timeout(self) -> Optional[float]:
-        if self.draining_until is None:
-            return 5.0     # a periodic reap is cheap insurance against lost wake-ups
-        return max(0.0, min(1.0, self.draining_until - time.monotonic()))
 
     def handle_wakeup(self) -> None:
         try:
@@ -154,7 +191,7 @@ class Server:
             finally:
                 conn.close()    # the child has its own copy
 
-    def admit(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
+    def admit(self, conn: socket.socket, peer: Peer) -> None:
         if self.config.server.proxy_protocol and \
                 not proxy.is_trusted(peer[0], self.config.server.trusted_proxies):
             log.warning("refused %s: not a trusted proxy", format_address(peer))
@@ -162,10 +199,10 @@ class Server:
         reason = self.refusal(None if self.config.server.proxy_protocol else peer[0])
         if reason is not None:
             log.warning("refused %s: %s", format_address(peer), reason)
-            self.refuse(conn, reason)
+            refuse(conn, reason)
             return
         self.guard.before_fork()
-        self.spawner.spawn(conn, peer)
+        self.spawner.spawn(conn, peer, self.session_start())
 
     def refusal(self, ip: Optional[str]) -> Optional[str]:
         """Why to refuse before forking. Behind a balancer every peer is the
@@ -176,16 +213,11 @@ class Server:
             return "too many connections from your address"
         return None
 
-    @staticmethod
-    def refuse(conn: socket.socket, reason: str) -> None:
-        try:
-            conn.setblocking(False)
-            conn.send(protocol.err(protocol.UNAVAILABLE, reason))
-            conn.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+    def session_start(self) -> SessionStart:
+        """What a session spawned now takes along: this moment's configuration."""
+        return SessionStart(self.config, self.guard, self.library, self.peers, self.title)
 
-    # -- in the child --------------------------------------------------------------
+    # -- what the spawners call back -------------------------------------------------
 
     def close_in_child(self) -> None:
         """Right after fork: the child must not hold the parent's fds."""
@@ -194,61 +226,8 @@ class Server:
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
 
-    def session_main(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> int:
-        conn.setblocking(True)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Confined before the greeting, so a client that has been greeted
-        # talks to a confined process; the PROXY header comes in clear before
-        # any TLS handshake. A thread cannot be confined alone: chroot and
-        # setuid would take the whole server along.
-        if self.spawner.isolated:
-            hashing.prestart()           # confined, the process may start no thread
-            self.guard.confine(self.library.dir_fd)
-        slot = None
-        if self.config.server.proxy_protocol:
-            peer, slot = self.proxied_peer(conn, peer)
-            if slot is None:
-                return 0
-        try:
-            secured = self.guard.handshake(conn, format_address(peer))
-            if secured is not None:
-                self.run_session(secured, peer, stop)
-        finally:
-            if slot is not None:
-                self.peers.release(slot)
-        return 0
-
-    def proxied_peer(self, conn: socket.socket, peer: Tuple[str, int]):
-        """The real client behind the balancer, admitted by its own per-IP limit."""
-        try:
-            real = proxy.read_header(conn, PROXY_HEADER_TIMEOUT) or peer
-        except proxy.ProxyError as exc:
-            log.warning("dropped %s: %s", format_address(peer), exc)
-            return peer, None
-        slot = self.peers.admit(real[0], self.config.server.max_clients_per_ip)
-        if slot is None:
-            log.warning("refused %s (via %s): too many connections from that address",
-                        format_address(real), format_address(peer))
-            self.refuse(conn, "too many connections from your address")
-        return real, slot
-
-    def run_session(self, conn: socket.socket, peer: Tuple[str, int], stop: StopFlag) -> None:
-        peer_text = format_address(peer)
-        title = f"ftpd: {peer_text}"
-        self.title(f"{title} -: starting")
-        accounts = self.guard.accounts
-        # `ftpd status` parses this title: peer, user, state, bytes moved.
-        session = Session(conn, peer_text, self.config, self.library, stop,
-                          authenticate=accounts,
-                          report=lambda state: self.title(
-                              f"{title} {protocol.encode_text(session.who)}: {state} "
-                              f"({session.bytes_in + session.bytes_out} bytes)"))
-        if not self.spawner.isolated:
-            session.report = lambda state: None   # one title per process, not per thread
-        session.run()
-
     @staticmethod
-    def peer_table_for(config: Any) -> Optional[PeerTable]:
+    def peer_table_for(config: Config) -> Optional[PeerTable]:
         if not config.server.proxy_protocol:
             return None
         return PeerTable(config.server.max_clients + 16)
@@ -267,26 +246,25 @@ class Server:
             if not finished.clean:
                 log.warning("session %d (%s) ended with %s", finished.child.ident,
                             format_address(finished.child.peer), finished.status)
-                if self.spawner.isolated:   # a thread's temps carry the server's pid
-                    self.library.remove_session_temps(finished.child.ident)
+                self.spawner.tidy(finished, self.library)
 
     def handle_sigterm(self) -> None:
-        if self.draining_until is not None:
+        if not self.state.accepting:
             return
         log.info("SIGTERM: draining %d session(s), %gs at most", len(self.spawner),
                  self.config.server.shutdown_timeout)
         self.notify("STOPPING=1")
         self.close_listeners()
-        self.draining_until = time.monotonic() + self.config.server.shutdown_timeout
+        self.state = self.state.drain(time.monotonic() + self.config.server.shutdown_timeout)
         self.spawner.terminate_all()
 
     def handle_sigint(self) -> None:
         log.info("quick shutdown: killing %d session(s)", len(self.spawner))
         self.notify("STOPPING=1")
         self.close_listeners()
-        self.stopping = True
+        self.state = self.state.stop()
         self.spawner.kill_all()
-        self._wait_children(5.0)
+        self._wait_children(KILL_WAIT)
 
     handle_sigquit = handle_sigint
 
@@ -304,13 +282,13 @@ class Server:
                 reopen()
         log.info("SIGUSR1: log files reopened")
 
-    def _check_drain_deadline(self) -> None:
-        if self.draining_until is not None and time.monotonic() >= self.draining_until \
-                and self.spawner:
-            log.warning("shutdown timeout: killing %d session(s)", len(self.spawner))
-            self.spawner.kill_all()
-            self._wait_children(5.0)
-            self.stopping = True
+    def check_drain_deadline(self) -> None:
+        if not (self.state.overdue(time.monotonic()) and self.spawner):
+            return
+        log.warning("shutdown timeout: killing %d session(s)", len(self.spawner))
+        self.state = self.state.stop()
+        self.spawner.kill_all()
+        self._wait_children(KILL_WAIT)
 
     def _wait_children(self, limit: float) -> None:
         deadline = time.monotonic() + limit
@@ -348,7 +326,7 @@ class Server:
         guard.announce()
         log.info("configuration reloaded from %s", new.source)
 
-    def rebind(self, new: Any) -> None:
+    def rebind(self, new: Config) -> None:
         if self.inherited:
             if new.server.listen != self.config.server.listen:
                 log.warning("[server] listen changed, but the sockets come from socket "

@@ -1,27 +1,31 @@
-"""How a session is started, counted, stopped and reaped.
+"""How a session is started, counted, stopped and reaped: one class per model.
 
-The parent only sees `Spawner`: spawn(conn, peer), reap(), counts, and
-terminate/kill. OS calls go through `ProcessOps` so the bookkeeping can be
-unit-tested without forking; functional tests fork for real.
+The parent sees only the `Spawner` interface: spawn(conn, peer, start),
+reap(), len() and count_ip(), terminate_all() and kill_all(), and what else
+differs between the models (retire, caveats, tidy). What the session side
+does once started is in child.py. OS calls go through `ProcessOps` so the
+bookkeeping can be unit-tested without forking; functional tests fork for real.
 """
 
 from __future__ import annotations
 
+import abc
 import gc
 import logging
 import os
-import select
 import signal
 import socket
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Deque, Dict, List, Set, Tuple
+
+from ftpd.server.child import Peer, SessionStart, StopFlag, run_as_process, run_as_thread
+from ftpd.server.guard import Guard
+from ftpd.server.library import Library
 
 log = logging.getLogger("ftpd.server")
-
-SessionTarget = Callable[[socket.socket, Tuple[str, int], "StopFlag"], int]
 
 
 class ProcessOps:
@@ -30,42 +34,15 @@ class ProcessOps:
     fork = staticmethod(os.fork)
     waitpid = staticmethod(os.waitpid)
     kill = staticmethod(os.kill)
-    exit = staticmethod(os._exit)
 
 
-class StopFlag:
-    """Set once the server drains; readable fd so a waiting session wakes."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-
-    def fileno(self) -> int:
-        return self.read_fd
-
-    def trigger(self) -> None:
-        try:
-            os.write(self.write_fd, b"!")
-        except (BlockingIOError, OSError):
-            pass    # full pipe: already triggered
-
-    def is_set(self) -> bool:
-        # poll, not select: in thread mode this fd may be numbered above 1024.
-        poller = select.poll()
-        poller.register(self.read_fd, select.POLLIN)
-        return bool(poller.poll(0))
-
-    def close(self) -> None:
-        for fd in (self.read_fd, self.write_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+PROCESS_OPS = ProcessOps()
 
 
 @dataclass
 class Child:
     ident: int                # pid in fork mode, thread serial in thread mode
-    peer: Tuple[str, int]
+    peer: Peer
     started: float = field(default_factory=time.monotonic)
 
 
@@ -76,16 +53,13 @@ class Finished:
     clean: bool
 
 
-class Spawner:
-    """Bookkeeping shared by both concurrency models."""
-
-    # True when each session is its own process: per-session titles, and a
-    # dead session's pid names the upload temps it may have left behind.
-    isolated = True
+class Spawner(abc.ABC):
+    """Bookkeeping shared by both concurrency models; each model says what
+    starting, stopping and ending a session means for it."""
 
     def __init__(self) -> None:
         self.children: Dict[int, Child] = {}
-        self.per_ip: Counter = Counter()
+        self.per_ip: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self.children)
@@ -97,11 +71,6 @@ class Spawner:
         self.children[child.ident] = child
         self.per_ip[child.peer[0]] += 1
 
-    def retire(self, release: Callable[[], None]) -> None:
-        """Run `release` once no running session can still use what it frees
-        (a replaced library): at once here, since children have their own copy."""
-        release()
-
     def _remove(self, ident: int) -> Child:
         child = self.children.pop(ident)
         self.per_ip[child.peer[0]] -= 1
@@ -109,44 +78,51 @@ class Spawner:
             del self.per_ip[child.peer[0]]
         return child
 
+    @abc.abstractmethod
+    def spawn(self, conn: socket.socket, peer: Peer, start: SessionStart) -> int:
+        """Start a session for `conn` (the caller closes its own copy); its ident."""
+
+    @abc.abstractmethod
+    def reap(self) -> List[Finished]:
+        """The sessions that have ended since the last call, forgotten."""
+
+    @abc.abstractmethod
+    def terminate_all(self) -> None:
+        """Ask every session to finish its request and close (drain)."""
+
+    @abc.abstractmethod
+    def kill_all(self) -> None:
+        """End every session now."""
+
+    @abc.abstractmethod
+    def retire(self, release: Callable[[], None]) -> None:
+        """Run `release` once no running session can still use what it frees
+        (a replaced library)."""
+
+    @abc.abstractmethod
+    def caveats(self, guard: Guard) -> List[str]:
+        """What of `guard` this model cannot give its sessions, for the log."""
+
+    @abc.abstractmethod
+    def tidy(self, finished: Finished, library: Library) -> None:
+        """After a session ended uncleanly: remove what it may have left."""
+
 
 class ForkSpawner(Spawner):
     """One process per session (the default): a crash takes only its client."""
 
-    def __init__(self, target: SessionTarget, close_in_child: Callable[[], None],
-                 ops: ProcessOps = ProcessOps()):
+    def __init__(self, release_parent: Callable[[], None], ops: ProcessOps = PROCESS_OPS):
         super().__init__()
-        self.target = target
-        self.close_in_child = close_in_child
+        self.release_parent = release_parent     # closes the parent's fds in a child
         self.ops = ops
 
-    def spawn(self, conn: socket.socket, peer: Tuple[str, int]) -> int:
+    def spawn(self, conn: socket.socket, peer: Peer, start: SessionStart) -> int:
         gc.freeze()            # keep shared pages shared: no GC writes to them
         pid = self.ops.fork()
         if pid == 0:
-            self._child(conn, peer)
+            run_as_process(start, conn, peer, self.release_parent)
         self._add(Child(pid, peer))
         return pid
-
-    def _child(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
-        code = 70               # EX_SOFTWARE unless the session says otherwise
-        try:
-            for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,
-                        signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.set_wakeup_fd(-1)
-            self.close_in_child()
-            # No gc.unfreeze(): the inherited objects stay out of collections
-            # for good, so a full GC never writes to (and copies) their pages.
-            stop = StopFlag()
-            # The handler does nothing: the wake-up fd makes stop readable.
-            signal.signal(signal.SIGTERM, lambda signum, frame: None)
-            signal.set_wakeup_fd(stop.write_fd)
-            code = self.target(conn, peer, stop)
-        except BaseException:
-            log.exception("session %s:%s crashed", *peer[:2])
-        finally:
-            self.ops.exit(code)
 
     def reap(self) -> List[Finished]:
         """waitpid(-1, WNOHANG) until nothing is left to collect."""
@@ -182,6 +158,16 @@ class ForkSpawner(Spawner):
     def kill_all(self) -> None:
         self.signal_all(signal.SIGKILL)
 
+    def retire(self, release: Callable[[], None]) -> None:
+        release()              # at once: every child has its own copy
+
+    def caveats(self, guard: Guard) -> List[str]:
+        return []
+
+    def tidy(self, finished: Finished, library: Library) -> None:
+        # A dead child's pid names the upload temps it may have left behind.
+        library.remove_session_temps(finished.child.ident)
+
 
 class ThreadSpawner(Spawner):
     """One thread per session in the server process: cheap to start and to
@@ -189,36 +175,34 @@ class ThreadSpawner(Spawner):
     process. Only the parent loop touches the bookkeeping; a finishing
     thread queues its result and wakes the loop through `wake`."""
 
-    isolated = False
     JOIN_LIMIT = 5.0           # kill_all: how long sessions may take to notice
 
-    def __init__(self, target: SessionTarget, wake: Callable[[], None]):
+    def __init__(self, wake: Callable[[], None]):
         super().__init__()
-        self.target = target
         self.wake = wake
         self.stop = StopFlag()          # one flag reaches every session
         self.serial = 0
         self.threads: Dict[int, Tuple[threading.Thread, socket.socket]] = {}
-        self.done: deque = deque()      # (ident, exit code), appended by threads
+        self.done: Deque[Tuple[int, int]] = deque()   # (ident, exit code), from threads
         self.abandoned: List[Finished] = []
-        self.retiring: List[Tuple[set, Callable[[], None]]] = []
+        self.retiring: List[Tuple[Set[int], Callable[[], None]]] = []
 
-    def spawn(self, conn: socket.socket, peer: Tuple[str, int]) -> int:
+    def spawn(self, conn: socket.socket, peer: Peer, start: SessionStart) -> int:
         # The caller closes `conn` after spawn; the thread keeps the fd itself.
         sock = socket.socket(conn.family, conn.type, conn.proto, fileno=conn.detach())
         self.serial += 1
         ident = self.serial
-        thread = threading.Thread(target=self._run, args=(ident, sock, peer),
+        thread = threading.Thread(target=self._run, args=(ident, sock, peer, start),
                                   name=f"session-{ident}", daemon=True)
         self._add(Child(ident, peer))
         self.threads[ident] = (thread, sock)
         thread.start()
         return ident
 
-    def _run(self, ident: int, sock: socket.socket, peer: Tuple[str, int]) -> None:
-        code = 70
+    def _run(self, ident: int, sock: socket.socket, peer: Peer, start: SessionStart) -> None:
+        code = os.EX_SOFTWARE
         try:
-            code = self.target(sock, peer, self.stop)
+            code = run_as_thread(start, sock, peer, self.stop)
         except BaseException:
             log.exception("session %s:%s crashed", *peer[:2])
         finally:
@@ -253,6 +237,17 @@ class ThreadSpawner(Spawner):
                 release()
         self.retiring = waiting
 
+    def caveats(self, guard: Guard) -> List[str]:
+        if not (guard.plan.chroot or guard.plan.uid):
+            return []
+        return ["concurrency = thread: sessions share the server's process, so they "
+                "are neither chrooted nor dropped to [server] user; use fork"]
+
+    def tidy(self, finished: Finished, library: Library) -> None:
+        """Nothing to do: a thread's temps carry the server's pid, so none
+        names this session, and an error in a thread unwinds through the
+        upload, which drops its own temp."""
+
     def terminate_all(self) -> None:
         self.stop.trigger()
 
@@ -274,9 +269,17 @@ class ThreadSpawner(Spawner):
                 self.abandoned.append(Finished(self._remove(ident), "abandoned", False))
 
 
+def spawner_for(concurrency: str, release_parent: Callable[[], None],
+                wake: Callable[[], None]) -> Spawner:
+    """`[server] concurrency` -> its spawner. `release_parent` closes the
+    parent's fds in a forked child; `wake` wakes the parent's loop."""
+    if concurrency == "thread":
+        return ThreadSpawner(wake)
+    return ForkSpawner(release_parent)
+
+
 def _finished(child: Child, status: int) -> Finished:
     if os.WIFSIGNALED(status):
         return Finished(child, f"signal {os.WTERMSIG(status)}", False)
     code = os.WEXITSTATUS(status)
     return Finished(child, f"exit {code}", code == 0)
-
