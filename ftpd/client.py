@@ -1,9 +1,16 @@
 """The Python client API for FTPD/1 (used by ftpc and the tests).
 
     with Client("127.0.0.1", 8021) as c:
-        for entry in c.list(): ...
-        c.put("local.bin", "remote.bin")
-        c.get("remote.bin", "copy.bin")
+        c.mkdir("photos")
+        c.put("local.bin", "photos/remote.bin", digest="stream")
+        for dirpath, dirnames, files in c.walk():
+            for entry in files: ...
+        c.rename("photos/remote.bin", "photos/kept.bin")
+        c.get("photos/kept.bin", "copy.bin")
+        c.delete("photos/kept.bin")
+
+Every refusal of the server raises ServerError with its code (404 missing,
+409 conflict, 403 forbidden, ...); the session stays usable after it.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, List, Optional, Tuple, Union
+from typing import (BinaryIO, Callable, Iterable, Iterator, List, Literal, Optional,
+                    Sequence, Tuple, Union)
 
 from ftpd import protocol
 from ftpd.protocol import DEFAULT_PORT, ProtocolError
@@ -21,6 +29,16 @@ from ftpd.stream import Stream, StreamClosed, StreamTimeout
 
 Progress = Optional[Callable[[int], None]]
 HASH_CHUNK = 1 << 20
+# How a put proves its data arrived intact (protocol.md, P): "announce" hashes
+# the file first and sends the digest in the request, "stream" hashes while
+# sending and sends the digest after the bytes (one read of the file), "none"
+# lets the server hash what it got and only reports it.
+DigestMode = Literal["announce", "stream", "none"]
+WalkStep = Tuple[str, List[str], List["Entry"]]
+# L requests a walk keeps in flight at once, in request bytes: far below any
+# socket buffer, so sending a window never waits for replies nobody reads yet.
+WALK_WINDOW_BYTES = 16 << 10
+CONFLICT = 409      # protocol.md §2: the target exists, or a file where a directory is needed
 
 
 class ClientError(Exception):
@@ -28,7 +46,8 @@ class ClientError(Exception):
 
 
 class ServerError(ClientError):
-    """The server answered ERR <code> <text>."""
+    """The server answered ERR <code> <text> (or the client saw the very
+    condition the protocol gives that code, e.g. walk() on a file: 409)."""
 
     def __init__(self, code: int, text: str):
         super().__init__(f"ERR {code} {text}")
@@ -42,9 +61,31 @@ class ConnectionLost(ClientError):
 
 @dataclass(frozen=True)
 class Entry:
+    """One row of a listing: a directory has is_dir set, no size (None),
+    and its name without the trailing '/' of the wire row."""
     name: str
-    size: int
+    size: Optional[int]
     mtime: int
+    is_dir: bool = False
+
+
+def _parse_row(line: bytes) -> Entry:
+    """`<size> <mtime> <name>` or `- <mtime> <name>/` -> Entry."""
+    fields = protocol.strip_eol(line).split(b" ")
+    if len(fields) != 3:
+        raise ProtocolError(protocol.INTERNAL, "malformed listing line")
+    size_field, mtime_field, name_field = fields
+    is_dir = size_field == b"-"
+    if is_dir != name_field.endswith(b"/"):
+        raise ProtocolError(protocol.INTERNAL, "malformed listing line")
+    size = None if is_dir else protocol.parse_number(size_field)
+    name = protocol.decode_name(name_field[:-1] if is_dir else name_field)
+    return Entry(name, size, protocol.parse_number(mtime_field), is_dir)
+
+
+def join_path(directory: str, name: str) -> str:
+    """A child's path; the root directory is the empty path."""
+    return f"{directory}/{name}" if directory else name
 
 
 def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Tuple[str, int]:
@@ -61,6 +102,21 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Tuple[str, in
     return host, int(port) if port else default_port
 
 
+def _windows(paths: Sequence[str]) -> Iterator[List[str]]:
+    """Split paths into runs whose L requests stay within WALK_WINDOW_BYTES."""
+    window: List[str] = []
+    size = 0
+    for path in paths:
+        cost = len(protocol.format_request("L", protocol.encode_path(path)))
+        if window and size + cost > WALK_WINDOW_BYTES:
+            yield window
+            window, size = [], 0
+        window.append(path)
+        size += cost
+    if window:
+        yield window
+
+
 def _digest_loop(handle: BinaryIO) -> str:
     digest = hashlib.sha256()
     for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
@@ -69,6 +125,10 @@ def _digest_loop(handle: BinaryIO) -> str:
 
 
 class Client:
+    """One FTPD/1 session: connects and reads the greeting on creation; one
+    method per verb, each raising ServerError for an ERR reply (the session
+    goes on) and ConnectionLost when the connection is gone."""
+
     def __init__(self, host: str, port: int = DEFAULT_PORT, timeout: float = 30.0,
                  ssl_context: Optional[ssl.SSLContext] = None):
         self.host, self.port, self.timeout = host, port, timeout
@@ -129,28 +189,122 @@ class Client:
             raise ServerError(exc.code, exc.text) from None
 
     def request(self, verb: str, *fields: str) -> List[str]:
+        """Send one request (fields already on-the-wire) and return the OK fields."""
         self._send(protocol.format_request(verb, *fields))
         return self._reply()
 
     # -- verbs ---------------------------------------------------------------------
 
-    def list(self) -> List[Entry]:
-        count = int(self.request("L")[0])
-        entries = []
-        for _ in range(count):
-            size, mtime, name = protocol.parse_entry(self._line())
-            entries.append(Entry(name, size, mtime))
-        return entries
+    def list(self, path: Optional[str] = None) -> List[Entry]:
+        """Entries of a directory (the session's root without `path`),
+        sorted by name; for a file's path, that file's row alone. 404 if
+        the path does not exist, 413 if the directory has more entries
+        than the server lists."""
+        fields = [protocol.encode_path(path)] if path else []
+        self._send(protocol.format_request("L", *fields))
+        return self._read_listing()
+
+    def _read_listing(self) -> List[Entry]:
+        count = int(self._reply()[0])
+        rows = [self._line() for _ in range(count)]
+        try:
+            return [_parse_row(row) for row in rows]
+        except ProtocolError as exc:
+            raise ServerError(exc.code, exc.text) from None
+
+    def mkdir(self, path: str) -> None:
+        """Create one directory. 404 if its parent is missing, 409 if the
+        path exists, 403 without write access."""
+        self.request("M", protocol.encode_path(path))
+
+    def delete(self, path: str) -> None:
+        """Remove a file or an empty directory. 404 if missing, 409 for a
+        directory that is not empty, 403 without write access or where the
+        server keeps what is stored (overwrite = no)."""
+        self.request("D", protocol.encode_path(path))
+
+    def rename(self, source: str, target: str) -> None:
+        """Move a file or directory to `target` in one atomic step. 404 if
+        `source` or the parent of `target` is missing; 409 if `target` is
+        a directory or lies inside `source`; replacing a file is 403 where
+        the server does not overwrite."""
+        self.request("R", protocol.encode_path(source), protocol.encode_path(target))
+
+    def walk(self, path: Optional[str] = None,
+             onerror: Optional[Callable[[ServerError], None]] = None) -> Iterator[WalkStep]:
+        """Yield (dirpath, dirnames, files) for the directory `path` (the
+        root without it: dirpath "") and every directory below it, parents
+        before children, like os.walk: dirnames are the sub-directories'
+        names (remove some in place to skip them), files the file Entries.
+
+        The order is breadth-first: each level's L requests travel
+        pipelined, one round trip per window instead of one per directory.
+        An error on `path` itself is raised; a sub-directory that fails
+        (say, removed meanwhile: 404) goes to onerror and is skipped, or
+        ends the walk with its ServerError when there is no onerror."""
+        top = path or ""
+        entries = self.list(path)
+        if path and self._names_a_file(path, entries):
+            raise ServerError(CONFLICT, f"not a directory: {path}")
+        level: Iterable[Tuple[str, List[Entry]]] = [(top, entries)]
+        while True:
+            below: List[str] = []
+            for dirpath, found in level:
+                dirnames = [entry.name for entry in found if entry.is_dir]
+                yield dirpath, dirnames, [entry for entry in found if not entry.is_dir]
+                below += [join_path(dirpath, name) for name in dirnames]
+            if not below:
+                return
+            level = self._list_all(below, onerror)
+
+    def _names_a_file(self, path: str, entries: List[Entry]) -> bool:
+        """L answers a file's path with its one row, which also looks like a
+        directory holding a file of its own name: the parent tells them apart."""
+        parent, _, base = path.rpartition("/")
+        if len(entries) != 1 or entries[0].is_dir or entries[0].name != base:
+            return False
+        return any(e.name == base and not e.is_dir for e in self.list(parent or None))
+
+    def _list_all(self, paths: Sequence[str], onerror: Optional[Callable[[ServerError], None]]
+                  ) -> Iterator[Tuple[str, List[Entry]]]:
+        """(path, entries) for each directory, listed a window at a time."""
+        for window in _windows(paths):
+            for path, outcome in self._list_window(window):
+                if isinstance(outcome, list):
+                    yield path, outcome
+                elif onerror is None:
+                    raise outcome
+                else:
+                    onerror(outcome)
+
+    def _list_window(self, paths: Sequence[str]
+                     ) -> List[Tuple[str, Union[List[Entry], ServerError]]]:
+        """Send one L per path at once, then read every reply, so a failure
+        never leaves replies unread on the connection."""
+        self._send(b"".join(protocol.format_request("L", protocol.encode_path(p))
+                            for p in paths))
+        outcomes: List[Tuple[str, Union[List[Entry], ServerError]]] = []
+        for path in paths:
+            try:
+                outcomes.append((path, self._read_listing()))
+            except ServerError as exc:
+                if self.closed:
+                    raise
+                outcomes.append((path, exc))
+        return outcomes
 
     def hash(self, name: str) -> Tuple[int, str]:
-        size, digest = self.request("H", protocol.encode_name(name))
+        """The size and SHA-256 of a stored file, as the server has it now."""
+        size, digest = self.request("H", protocol.encode_path(name))
         return int(size), digest
 
     def login(self, user: str, password: str) -> str:
+        """A: authenticate; returns the user name the server confirms (401 if wrong)."""
         fields = self.request("A", protocol.encode_text(user), protocol.encode_text(password))
         return protocol.decode_text(fields[0].encode("utf-8"))
 
     def quit(self) -> None:
+        """Q: end the session politely, then close the connection."""
         try:
             self.request("Q")
         finally:
@@ -170,7 +324,7 @@ class Client:
 
     def start_get(self, name: str, offset: int = 0) -> int:
         """Send G and return the byte count; the caller must then receive() them."""
-        fields = [protocol.encode_name(name)] + ([str(offset)] if offset else [])
+        fields = [protocol.encode_path(name)] + ([str(offset)] if offset else [])
         return int(self.request("G", *fields)[0])
 
     def receive(self, handle: BinaryIO, count: int, progress: Progress = None) -> None:
@@ -185,20 +339,57 @@ class Client:
             raise ConnectionLost(f"download cut short: {exc or 'timed out'}") from exc
 
     def put(self, path: str, name: Optional[str] = None, progress: Progress = None,
-            announce_digest: bool = True) -> Tuple[int, str]:
-        """Upload a local file; the server verifies the announced SHA-256."""
-        name = name or os.path.basename(path)
+            digest: DigestMode = "announce", mtime: Optional[int] = None) -> Tuple[int, str]:
+        """Upload the local file `path` as `name` (a remote path; default:
+        the local base name); returns the (size, sha256) the server stored.
+
+        `digest` picks how the server checks the data (DigestMode above);
+        with "announce" or "stream" it stores nothing unless the digest
+        matches (else ServerError 422). `mtime` (seconds since the epoch)
+        becomes the stored file's modification time; it needs a digest
+        mode other than "none". The parent directory must exist (404) and
+        `name` must not be a directory (409)."""
+        if digest not in ("announce", "stream", "none"):
+            raise ValueError(f"digest must be announce, stream or none, not {digest!r}")
+        if mtime is not None and digest == "none":
+            raise ValueError("mtime needs a digest: use digest='announce' or 'stream'")
+        remote = protocol.encode_path(name or os.path.basename(path))
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            digest = _digest_loop(handle) if announce_digest else None
+            announced = _digest_loop(handle) if digest == "announce" else None
             handle.seek(0)       # TLS sendfile reads from the file position
-            fields = [protocol.encode_name(name), str(size)] + ([digest] if digest else [])
+            fields = [remote, str(size)]
+            if digest != "none":
+                fields.append(announced or "-")
+            fields += [str(mtime)] if mtime is not None else []
             self.request("P", *fields)          # OK ready, or ServerError
-            self._send_file(handle, size, progress)
+            if digest == "stream":
+                announced = self._send_hashed(handle, size, progress)
+            else:
+                self._send_file(handle, size, progress)
         stored_size, stored_digest = self._reply()
-        if digest and stored_digest != digest:
+        if announced and stored_digest != announced:
             raise ServerError(protocol.DIGEST_MISMATCH, "server stored a different digest")
         return int(stored_size), stored_digest
+
+    def _send_hashed(self, handle: BinaryIO, size: int, progress: Progress) -> str:
+        """Send `size` bytes of the file, hashing them on the way, then the
+        digest line (`P name size -`); returns the digest sent."""
+        digest = hashlib.sha256()
+        sent = 0
+        while sent < size:
+            chunk = handle.read(min(HASH_CHUNK, size - sent))
+            if not chunk:
+                self.close()        # the server must not commit a short upload
+                raise ConnectionLost("local file shrank during upload")
+            digest.update(chunk)
+            self._send(chunk)
+            sent += len(chunk)
+            if progress:
+                progress(len(chunk))
+        hex_digest = digest.hexdigest()
+        self._send(hex_digest.encode("ascii") + b"\n")
+        return hex_digest
 
     def _send_file(self, handle: BinaryIO, size: int, progress: Progress) -> None:
         sent = 0
