@@ -21,6 +21,7 @@ AUTH_REQUIRED = 401
 FORBIDDEN = 403
 NOT_FOUND = 404
 TIMEOUT = 408
+CONFLICT = 409
 TOO_LARGE = 413
 BAD_OFFSET = 416
 UNAVAILABLE = 421
@@ -34,6 +35,7 @@ CODES = {
     FORBIDDEN: "forbidden",
     NOT_FOUND: "no such file",
     TIMEOUT: "idle timeout",
+    CONFLICT: "conflict",
     TOO_LARGE: "file too large",
     BAD_OFFSET: "offset beyond end of file",
     UNAVAILABLE: "service unavailable",
@@ -243,12 +245,37 @@ def _raise_err(code: int, text: str) -> List[str]:
     raise ProtocolError(code, text or CODES.get(code, "error"))
 
 
-def format_entry(size: int, mtime: int, name: str) -> bytes:
-    return f"{size} {mtime} {encode_name(name)}\n".encode("utf-8", "surrogateescape")
+@dataclass(frozen=True)
+class Entry:
+    """One row of a listing: a file (size in bytes) or a directory (size None)."""
+    name: str
+    size: Optional[int]
+    mtime: int
+    is_dir: bool = False
 
 
-def parse_entry(line: bytes) -> Tuple[int, int, str]:
+def format_entry(entry: Entry) -> bytes:
+    """`<size> <mtime> <name>`, or `- <mtime> <name>/` for a directory."""
+    if entry.is_dir:
+        return f"- {entry.mtime} {encode_name(entry.name)}/\n".encode("utf-8", "surrogateescape")
+    return f"{entry.size} {entry.mtime} {encode_name(entry.name)}\n".encode(
+        "utf-8", "surrogateescape")
+
+
+def parse_entry(line: bytes) -> Entry:
+    """One listing row -> Entry. A directory's row has size `-` and a name
+    ending in `/`: it comes back with is_dir True, size None and the name
+    without the slash. ProtocolError(500) for a malformed row."""
     fields = strip_eol(line).split(b" ")
     if len(fields) != 3:
         raise ProtocolError(INTERNAL, "malformed listing line")
-    return parse_number(fields[0]), parse_number(fields[1]), decode_name(fields[2])
+    size_field, mtime_field, name_field = fields
+    try:
+        if size_field == b"-":
+            if not name_field.endswith(b"/"):
+                raise ProtocolError(INTERNAL, "directory row without a trailing /")
+            return Entry(decode_name(name_field[:-1]), None, parse_number(mtime_field), True)
+        return Entry(decode_name(name_field), parse_number(size_field),
+                     parse_number(mtime_field), False)
+    except ProtocolError as exc:
+        raise ProtocolError(INTERNAL, f"malformed listing line: {exc.text}") from exc

@@ -28,22 +28,43 @@ def write(lib, name, data, expected=None):
         upload.abort()
 
 
-def test_every_path_decision_refuses_invalid_names(lib):
-    for bad in ("../x", ".hidden", "a/b", "", "x\x00"):
+def names(lib, path=None):
+    count, rows = lib.list(path)
+    found = [row.name + ("/" if row.is_dir else "") for row in rows]
+    assert len(found) == count
+    return found
+
+
+def test_every_path_decision_refuses_invalid_paths(lib):
+    for bad in ("../x", ".hidden", "a/../b", "/a", "a/", "a//b", "", "x\x00", "a/./b",
+                ("a/b",), (), ("a", ".."), "x" * 256):
         with pytest.raises(LibraryError) as info:
-            lib.path_for(bad)
-        assert info.value.code == 400
-        with pytest.raises(LibraryError):
-            lib.open_read(bad)
-        with pytest.raises(LibraryError):
-            lib.begin_upload(bad)
+            with lib.locate(bad):
+                pass
+        assert info.value.code == 400, bad
+        for act in (lib.open_read, lib.begin_upload, lib.mkdir, lib.delete, lib.list):
+            with pytest.raises(LibraryError):
+                act(bad or "/")
+
+
+def test_paths_deeper_than_max_depth_are_400(tmp_path):
+    (tmp_path / "r").mkdir()
+    lib = Library(str(tmp_path / "r"), max_depth=3)
+    lib.mkdir("a")
+    with pytest.raises(LibraryError) as info:
+        lib.mkdir("a/b/c/d")
+    assert info.value.code == 400
+    with pytest.raises(LibraryError) as info:
+        lib.mkdir("a/b/c")
+    assert info.value.code == 404          # depth 3 is allowed; a/b is missing
+    lib.close()
 
 
 def test_upload_commit_and_hash(lib):
     digest = write(lib, "f", b"data")
     assert digest == hashlib.sha256(b"data").hexdigest()
     assert lib.hash("f") == (4, digest)
-    assert [e.name for e in lib.list()] == ["f"]
+    assert names(lib) == ["f"]
     assert os.listdir(lib.root) == ["f"]
 
 
@@ -101,11 +122,14 @@ def test_check_upload_refusals(tmp_path):
     assert info.value.code == 507
 
 
-def test_upload_onto_a_directory_is_403(lib):
+def test_upload_onto_a_directory_is_409(lib):
     os.mkdir(os.path.join(lib.root, "adir"))
     with pytest.raises(LibraryError) as info:
+        lib.check_upload("adir", 1)
+    assert info.value.code == 409
+    with pytest.raises(LibraryError) as info:       # made while the upload ran
         write(lib, "adir", b"x")
-    assert info.value.code == 403
+    assert info.value.code == 409
     assert os.listdir(lib.root) == ["adir"]
 
 

@@ -43,14 +43,14 @@ def test_status_lists_the_server_and_each_session(make_daemon, tmp_path):
     head = output.splitlines()[0]
     assert head.startswith(f"ftpd running: pid {daemon.pid}, listening on {daemon.addresses[0]}")
     assert "2 session(s)" in head
-    pid, client, user, verb, name, percent, moved, age = row_for(output, downloader)
-    assert (client, user, verb, name) == (f"127.0.0.1:{slow.getsockname()[1]}",
-                                         "anonymous", "G", "backup.tar")
+    pid, client, user, home, verb, name, percent, moved, age = row_for(output, downloader)
+    assert (client, user, home, verb, name) == (f"127.0.0.1:{slow.getsockname()[1]}",
+                                               "anonymous", "/", "G", "backup.tar")
     assert re.fullmatch(r"\d+%", percent) and int(percent[:-1]) < 100
     assert 0 < int(moved) < count
     assert re.fullmatch(r"[1-9]\d*s", age)
-    assert row_for(output, idler)[1:5] == [f"127.0.0.1:{idle.getsockname()[1]}",
-                                          "anonymous", "idle", "0"]
+    assert row_for(output, idler)[1:6] == [f"127.0.0.1:{idle.getsockname()[1]}",
+                                          "anonymous", "/", "idle", "0"]
 
     result = ftpd(["-c", str(daemon.config_path), "status", "--json"])
     report = json.loads(result.stdout)
@@ -58,6 +58,7 @@ def test_status_lists_the_server_and_each_session(make_daemon, tmp_path):
     sessions = {s["pid"]: s for s in report["sessions"]}
     assert sessions[downloader]["state"].startswith("G backup.tar ")
     assert sessions[idler]["state"] == "idle"
+    assert sessions[idler]["home"] == "/"
     slow.close()
     idle.close()
 

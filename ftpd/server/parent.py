@@ -39,7 +39,8 @@ def open_library(config: Any) -> Library:
     os.makedirs(config.server.root, exist_ok=True)
     files = config.files
     return Library(config.server.root, fsync=files.fsync, overwrite=files.overwrite,
-                   max_file_size=files.max_file_size, min_free_space=files.min_free_space)
+                   max_file_size=files.max_file_size, min_free_space=files.min_free_space,
+                   max_depth=files.max_depth, max_entries=files.max_entries_per_listing)
 
 
 def _noop_handler(signum: int, frame: Any) -> None:
@@ -237,12 +238,12 @@ class Server:
         title = f"ftpd: {peer_text}"
         self.title(f"{title} -: starting")
         accounts = self.guard.accounts
-        # `ftpd status` parses this title: peer, user, state, bytes moved.
+        # `ftpd status` parses this title: peer, user, home, state, bytes moved.
         session = Session(conn, peer_text, self.config, self.library, stop,
                           authenticate=accounts,
                           report=lambda state: self.title(
-                              f"{title} {protocol.encode_text(session.who)}: {state} "
-                              f"({session.bytes_in + session.bytes_out} bytes)"))
+                              f"{title} {protocol.encode_text(session.who)} {session.home}: "
+                              f"{state} ({session.bytes_in + session.bytes_out} bytes)"))
         if not self.spawner.isolated:
             session.report = lambda state: None   # one title per process, not per thread
         session.run()

@@ -5,7 +5,11 @@ listening on a configured address. Each session retitles itself
 (setproctitle), and that title is all this module reads:
 
     ftpd: master 127.0.0.1:8021
-    ftpd: 10.0.0.7:51234 anonymous: G backup.tar 41% (1048576 bytes)
+    ftpd: 10.0.0.7:51234 anonymous /: G backup.tar 41% (1048576 bytes)
+    ftpd: 10.0.0.8:40312 alice /users/alice: idle (0 bytes)
+
+The home (the session's root, percent-encoded as on the wire) follows the
+user; a session that has not yet started serving shows neither.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from ftpd import protocol
 from ftpd.server.daemon import NotRunning
 
 SESSION_TITLE = re.compile(
-    r"\Aftpd: (?P<client>\S+) (?P<user>\S+): (?P<state>.*?)(?: \((?P<bytes>\d+) bytes\))?\Z")
+    r"\Aftpd: (?P<client>\S+) (?P<user>\S+)(?: (?P<home>/\S*))?: (?P<state>.*?)"
+    r"(?: \((?P<bytes>\d+) bytes\))?\Z")
 MASTER_TITLE = re.compile(r"\Aftpd: master (?P<listen>\S+)")
 WILDCARD = ("", "*", "0.0.0.0", "::")
 
@@ -33,6 +38,7 @@ class SessionInfo:
     pid: int
     client: str
     user: str
+    home: str
     state: str
     bytes: int
     age: float
@@ -88,12 +94,12 @@ def parse_session(proc: psutil.Process, now: float) -> Optional[SessionInfo]:
         return None
     match = SESSION_TITLE.match(title)
     if match is None or match["client"] == "master":
-        return SessionInfo(proc.pid, "-", "-", "starting", 0, now - started)
+        return SessionInfo(proc.pid, "-", "-", "-", "starting", 0, now - started)
     try:
         user = protocol.decode_text(match["user"].encode())
     except protocol.ProtocolError:
         user = match["user"]
-    return SessionInfo(proc.pid, match["client"], user, match["state"],
+    return SessionInfo(proc.pid, match["client"], user, match["home"] or "-", match["state"],
                        int(match["bytes"] or 0), now - started)
 
 
@@ -122,13 +128,13 @@ def render(info: ServerInfo) -> str:
     lines = [f"ftpd running: pid {info.pid}, listening on {info.listen}, "
              f"up {format_age(info.age)}, {len(info.sessions)} session(s)"]
     if info.sessions:
-        rows = [("PID", "CLIENT", "USER", "STATE", "BYTES", "AGE")]
-        rows += [(str(s.pid), s.client, s.user, s.state, str(s.bytes), format_age(s.age))
-                 for s in info.sessions]
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rows = [("PID", "CLIENT", "USER", "HOME", "STATE", "BYTES", "AGE")]
+        rows += [(str(s.pid), s.client, s.user, s.home, s.state, str(s.bytes),
+                  format_age(s.age)) for s in info.sessions]
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-            lines.append("  ".join(cells + [row[5]]))
+            lines.append("  ".join(cells + [row[6]]))
     return "\n".join(lines)
 
 
