@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ftpd import __version__, protocol
-from ftpd.server import logs
+from ftpd.server import logs, requests
+from ftpd.server.requests import STREAMED
 from ftpd.config import Config
 from ftpd.server.library import Library, LibraryError
 from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, INTERNAL,
@@ -31,6 +32,7 @@ ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
 LINGER_SECONDS = 1.0      # how long a closing session drains the client's input
 LINGER_READS = 16
 SENDFILE_STEP = 1 << 20   # sendfile in steps so the process title shows progress
+LISTING_BATCH = 512       # listing rows formatted and sent per write
 # user, password -> (access level, home below the library) or None
 Authenticator = Callable[[str, str], Optional[Tuple[str, str]]]
 Path = Tuple[str, ...]
@@ -50,44 +52,6 @@ class Command:
     min_args: int
     max_args: int
     needs: Optional[str]          # access level the command requires
-
-
-STREAMED = "-"        # P's digest field: the digest follows the bytes as a line
-LISTING_BATCH = 512    # listing rows formatted and sent per write
-
-
-def _no_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return ()
-
-
-def _path_arg(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return (protocol.decode_path(args[0]),)
-
-
-def _optional_path(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return (protocol.decode_path(args[0]),) if args else ((),)
-
-
-def _two_paths(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return protocol.decode_path(args[0]), protocol.decode_path(args[1])
-
-
-def _get_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    offset = protocol.parse_number(args[1]) if len(args) > 1 else 0
-    return protocol.decode_path(args[0]), offset
-
-
-def _put_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    """P path size [digest|- [mtime]] -> (path, size, digest or STREAMED or None, mtime)."""
-    digest: Optional[str] = None
-    if len(args) > 2:
-        digest = STREAMED if args[2] == STREAMED.encode() else protocol.parse_digest(args[2])
-    mtime = protocol.parse_number(args[3]) if len(args) > 3 else None
-    return protocol.decode_path(args[0]), protocol.parse_number(args[1]), digest, mtime
-
-
-def _auth_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return protocol.decode_text(args[0]), protocol.decode_text(args[1])
 
 
 class Session:
@@ -407,13 +371,13 @@ class Session:
 
 # The one dispatch table: verb -> (parse fields, handler, arity, access needed).
 COMMANDS: Dict[str, Command] = {
-    "L": Command(_optional_path, Session.do_list, 0, 1, "read"),
-    "G": Command(_get_args, Session.do_get, 1, 2, "read"),
-    "H": Command(_path_arg, Session.do_hash, 1, 1, "read"),
-    "P": Command(_put_args, Session.do_put, 2, 4, "write"),
-    "M": Command(_path_arg, Session.do_mkdir, 1, 1, "write"),
-    "D": Command(_path_arg, Session.do_delete, 1, 1, "write"),
-    "R": Command(_two_paths, Session.do_rename, 2, 2, "write"),
-    "A": Command(_auth_args, Session.do_auth, 2, 2, None),
-    "Q": Command(_no_args, Session.do_quit, 0, 0, None),
+    "L": Command(requests.optional_path, Session.do_list, 0, 1, "read"),
+    "G": Command(requests.get_args, Session.do_get, 1, 2, "read"),
+    "H": Command(requests.path_arg, Session.do_hash, 1, 1, "read"),
+    "P": Command(requests.put_args, Session.do_put, 2, 4, "write"),
+    "M": Command(requests.path_arg, Session.do_mkdir, 1, 1, "write"),
+    "D": Command(requests.path_arg, Session.do_delete, 1, 1, "write"),
+    "R": Command(requests.two_paths, Session.do_rename, 2, 2, "write"),
+    "A": Command(requests.auth_args, Session.do_auth, 2, 2, None),
+    "Q": Command(requests.no_args, Session.do_quit, 0, 0, None),
 }
