@@ -30,7 +30,7 @@ def write(lib, name, data, expected=None):
 
 def names(lib, path=None):
     count, rows = lib.list(path)
-    found = [row.name + ("/" if row.is_dir else "") for row in rows]
+    found = [name + ("/" if size is None else "") for name, size, _ in rows]
     assert len(found) == count
     return found
 

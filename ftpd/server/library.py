@@ -28,7 +28,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ftpd import protocol
 from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
-                           TOO_LARGE, Entry)
+                           TOO_LARGE)
 from ftpd.server import temps
 from ftpd.server.errors import MISSING, LibraryError, os_error
 from ftpd.server.upload import Upload
@@ -43,7 +43,7 @@ _LIBC = ctypes.CDLL(None, use_errno=True)    # loaded now: after chroot nothing 
 _RENAMEAT2 = getattr(_LIBC, "renameat2", None)
 
 PathArg = Union[str, Sequence[str]]
-Row = Tuple[str, int, int]                   # name, size (-1: a directory), mtime
+Row = Tuple[str, Optional[int], int]         # name, size (None: a directory), mtime
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,18 @@ class Library:
 
     # -- reading ---------------------------------------------------------------------
 
-    def list(self, path: Optional[PathArg] = None) -> Tuple[int, Iterator[Entry]]:
-        """(row count, rows): a directory's entries by name, or one file's row.
-        The count comes first (the reply needs it), rows are made as they are read."""
+    def list(self, path: Optional[PathArg] = None) -> Tuple[int, List[Row]]:
+        """(row count, rows): a directory's entries sorted by name, or one
+        file's row. Rows are plain tuples (name, size or None for a
+        directory, mtime): a listing holds names and numbers, never Entry
+        objects or formatted lines for every row at once."""
         if not path:
             fd = os.dup(self.dir_fd)
         else:
             with self.locate(path) as place:
                 info = _lstat(place)
                 if stat.S_ISREG(info.st_mode):
-                    return 1, iter([Entry(place.name, info.st_size, int(info.st_mtime))])
+                    return 1, [(place.name, info.st_size, int(info.st_mtime))]
                 if not stat.S_ISDIR(info.st_mode):
                     raise LibraryError(NOT_FOUND, "no such file or directory")
                 fd = _open_dir(place)
@@ -143,8 +145,7 @@ class Library:
             rows = self._rows(fd)
         finally:
             os.close(fd)
-        return len(rows), (Entry(name, None if size < 0 else size, mtime, size < 0)
-                           for name, size, mtime in rows)
+        return len(rows), rows
 
     def _rows(self, fd: int) -> List[Row]:
         """Names and stat numbers only, sorted by code point; 413 past the limit."""
@@ -163,7 +164,7 @@ class Library:
                     info = item.stat(follow_symlinks=False)
                 except OSError:
                     continue           # vanished between readdir and stat
-                rows.append((item.name, -1 if is_dir else info.st_size, int(info.st_mtime)))
+                rows.append((item.name, None if is_dir else info.st_size, int(info.st_mtime)))
         rows.sort()
         return rows
 

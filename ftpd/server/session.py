@@ -190,7 +190,7 @@ class Session:
         self.send(protocol.ok(count))
         batch = []
         for row in rows:
-            batch.append(protocol.format_entry(row))
+            batch.append(protocol.format_row(*row))
             if len(batch) == LISTING_BATCH:
                 self.send(b"".join(batch))
                 batch = []
