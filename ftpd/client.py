@@ -19,13 +19,15 @@ import hashlib
 import os
 import socket
 import ssl
-from dataclasses import dataclass
 from typing import (BinaryIO, Callable, Iterable, Iterator, List, Literal, Optional,
                     Sequence, Tuple, Union)
 
 from ftpd import protocol
-from ftpd.protocol import DEFAULT_PORT, ProtocolError
+from ftpd.protocol import DEFAULT_PORT, Entry, ProtocolError
 from ftpd.stream import Stream, StreamClosed, StreamTimeout
+
+__all__ = ["Client", "ClientError", "ConnectionLost", "DigestMode", "Entry", "ServerError",
+           "join_path", "parse_hostport"]
 
 Progress = Optional[Callable[[int], None]]
 HASH_CHUNK = 1 << 20
@@ -34,11 +36,10 @@ HASH_CHUNK = 1 << 20
 # sending and sends the digest after the bytes (one read of the file), "none"
 # lets the server hash what it got and only reports it.
 DigestMode = Literal["announce", "stream", "none"]
-WalkStep = Tuple[str, List[str], List["Entry"]]
+WalkStep = Tuple[str, List[str], List[Entry]]
 # L requests a walk keeps in flight at once, in request bytes: far below any
 # socket buffer, so sending a window never waits for replies nobody reads yet.
 WALK_WINDOW_BYTES = 16 << 10
-CONFLICT = 409      # protocol.md §2: the target exists, or a file where a directory is needed
 
 
 class ClientError(Exception):
@@ -57,30 +58,6 @@ class ServerError(ClientError):
 
 class ConnectionLost(ClientError):
     """Could not connect, or the connection broke or timed out."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One row of a listing: a directory has is_dir set, no size (None),
-    and its name without the trailing '/' of the wire row."""
-    name: str
-    size: Optional[int]
-    mtime: int
-    is_dir: bool = False
-
-
-def _parse_row(line: bytes) -> Entry:
-    """`<size> <mtime> <name>` or `- <mtime> <name>/` -> Entry."""
-    fields = protocol.strip_eol(line).split(b" ")
-    if len(fields) != 3:
-        raise ProtocolError(protocol.INTERNAL, "malformed listing line")
-    size_field, mtime_field, name_field = fields
-    is_dir = size_field == b"-"
-    if is_dir != name_field.endswith(b"/"):
-        raise ProtocolError(protocol.INTERNAL, "malformed listing line")
-    size = None if is_dir else protocol.parse_number(size_field)
-    name = protocol.decode_name(name_field[:-1] if is_dir else name_field)
-    return Entry(name, size, protocol.parse_number(mtime_field), is_dir)
 
 
 def join_path(directory: str, name: str) -> str:
@@ -208,7 +185,7 @@ class Client:
         count = int(self._reply()[0])
         rows = [self._line() for _ in range(count)]
         try:
-            return [_parse_row(row) for row in rows]
+            return [protocol.parse_entry(row) for row in rows]
         except ProtocolError as exc:
             raise ServerError(exc.code, exc.text) from None
 
@@ -245,7 +222,7 @@ class Client:
         top = path or ""
         entries = self.list(path)
         if path and self._names_a_file(path, entries):
-            raise ServerError(CONFLICT, f"not a directory: {path}")
+            raise ServerError(protocol.CONFLICT, f"not a directory: {path}")
         level: Iterable[Tuple[str, List[Entry]]] = [(top, entries)]
         while True:
             below: List[str] = []
