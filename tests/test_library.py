@@ -104,6 +104,57 @@ def test_remove_session_temps_only_touches_that_session(lib):
     assert os.listdir(lib.root) == [b]
 
 
+def test_temps_are_swept_in_sub_directories_but_not_through_links_or_hidden_dirs(lib,
+                                                                               tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = lib.root
+    for directory in ("a/b/c", ".snapshot"):
+        os.makedirs(os.path.join(root, directory))
+    os.symlink(outside, os.path.join(root, "a", "link"))
+    mine = [os.path.join("a", "b", "c", temp_name(4242, 10)), temp_name(4242, 10)]
+    kept = [os.path.join(".snapshot", temp_name(4242, 10)), os.path.join("a", temp_name(4242, 11))]
+    for name in mine + kept:
+        open(os.path.join(root, name), "w").close()
+    (outside / temp_name(4242, 10)).write_bytes(b"")
+    assert sorted(lib.remove_session_temps(10)) == sorted(mine)
+    assert all(os.path.exists(os.path.join(root, name)) for name in kept)
+    assert len(os.listdir(outside)) == 1
+
+
+def test_an_upload_lands_where_its_path_leads_at_commit(lib):
+    lib.mkdir("d")
+    upload = lib.begin_upload("d/f", mtime=1_000_000_000)
+    try:
+        upload.write(memoryview(b"data"))
+        os.rename(os.path.join(lib.root, "d"), os.path.join(lib.root, "moved"))
+        with pytest.raises(LibraryError) as info:
+            upload.commit(None)
+        assert info.value.code == 404
+    finally:
+        upload.abort()
+    assert os.listdir(os.path.join(lib.root, "moved")) == []
+    write(lib, "moved/f", b"data")
+    assert names(lib, "moved") == ["f"]
+
+
+def test_views_are_rooted_at_their_home_and_make_it(lib, tmp_path):
+    home = lib.view("users/alice", create=True)
+    try:
+        write(home, "f", b"mine")
+        assert home.shown(("f",)) == "users/alice/f"
+        assert names(home) == ["f"] and names(lib) == ["users/"]
+        with pytest.raises(LibraryError) as info:
+            home.open_read("users/alice/f")
+        assert info.value.code == 404
+    finally:
+        home.close()
+    os.symlink(tmp_path, os.path.join(lib.root, "trap"))
+    with pytest.raises(LibraryError) as info:
+        lib.view("trap/bob", create=True)
+    assert info.value.code == 404 and not (tmp_path / "bob").exists()
+
+
 def test_check_upload_refusals(tmp_path):
     root = tmp_path / "r"
     root.mkdir()
