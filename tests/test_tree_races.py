@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from tests.conftest import read_reply
+import pytest
+
+from tests.conftest import read_reply, wait_until
 from tests.test_tree import ask
 
 SWAP_SECONDS = 3.0
@@ -93,67 +95,52 @@ def test_a_directory_swapped_for_a_symlink_never_leads_outside(make_daemon, tmp_
     assert {r[:8] for r in seen if r.startswith(b"ERR")} <= {b"ERR 404 ", b"ERR 409 "}
 
 
-def upload_until_half(daemon, path: bytes, size: int):
+UPLOAD = 2_000_000
+
+
+def upload_until_half(daemon):
+    """A session that has sent `P up/big` and half of its bytes."""
+    (daemon.root / "up").mkdir()
     sock = daemon.greeted()
-    assert ask(sock, b"P %s %d\n" % (path, size)) == b"OK ready\n"
-    sock.sendall(b"y" * (size // 2))
+    assert ask(sock, b"P up/big %d\n" % UPLOAD) == b"OK ready\n"
+    sock.sendall(b"y" * (UPLOAD // 2))
     return sock
 
 
-def finish(sock, size: int) -> bytes:
-    sock.sendall(b"y" * (size - size // 2))
+def finish(sock) -> bytes:
+    sock.sendall(b"y" * (UPLOAD - UPLOAD // 2))
     reply = read_reply(sock, timeout=30)
     sock.close()
     return reply
 
 
-def visible_files(root: Path) -> List[str]:
-    return sorted(path for path in snapshot(root))
+def every_file(root: Path) -> List[str]:
+    """All files below root, hidden temps included."""
+    return sorted(snapshot(root))
 
 
-def test_a_directory_moved_during_an_upload_gets_nothing(daemon):
-    size = 2_000_000
-    (daemon.root / "up").mkdir()
-    sock = upload_until_half(daemon, b"up/big", size)
+@pytest.mark.parametrize("meanwhile, outcome, files", [
+    # moved away: the named directory is gone, so nothing is stored anywhere
+    ([(b"R up moved", b"OK"), (b"L moved", b"OK 0")], b"ERR 404 ", []),
+    # moved away and a new one made: the file lands at the named path only
+    ([(b"R up old", b"OK"), (b"M up", b"OK")], b"OK 2000000 ", ["up/big"]),
+    # the unfinished upload is in the directory, so it is not empty
+    ([(b"D up", b"ERR 409 ")], b"OK 2000000 ", ["up/big"]),
+])
+def test_a_directory_changed_during_an_upload(daemon, meanwhile, outcome, files):
+    sock = upload_until_half(daemon)
     with daemon.greeted() as other:
-        assert ask(other, b"R up moved\n") == b"OK\n"
-        assert ask(other, b"L moved\n") == b"OK 0\n"      # the temp is not listed
-    reply = finish(sock, size)
-    assert reply.startswith(b"ERR 404 ") and b"nothing stored" in reply, reply
-    assert visible_files(daemon.root) == []               # no file, no temp, anywhere
-
-
-def test_a_directory_replaced_during_an_upload_receives_it_at_the_named_path(daemon):
-    size = 2_000_000
-    (daemon.root / "up").mkdir()
-    sock = upload_until_half(daemon, b"up/big", size)
-    with daemon.greeted() as other:
-        assert ask(other, b"R up old\n") == b"OK\n"
-        assert ask(other, b"M up\n") == b"OK\n"
-    assert finish(sock, size).startswith(b"OK 2000000 ")
-    assert visible_files(daemon.root) == ["up/big"]       # nothing stray in old/
-    assert (daemon.root / "up" / "big").stat().st_size == size
-
-
-def test_a_directory_with_an_upload_in_flight_cannot_be_deleted(daemon):
-    size = 2_000_000
-    (daemon.root / "up").mkdir()
-    sock = upload_until_half(daemon, b"up/big", size)
-    with daemon.greeted() as other:
-        assert ask(other, b"D up\n").startswith(b"ERR 409 ")
-    assert finish(sock, size).startswith(b"OK 2000000 ")
-    assert visible_files(daemon.root) == ["up/big"]
+        for request, reply in meanwhile:
+            assert ask(other, request + b"\n").startswith(reply), request
+    assert finish(sock).startswith(outcome)
+    assert every_file(daemon.root) == files         # no partial file, no temp, anywhere
 
 
 def test_an_upload_cut_off_after_its_directory_moved_leaves_nothing(daemon):
-    size = 2_000_000
-    (daemon.root / "up").mkdir()
-    sock = upload_until_half(daemon, b"up/big", size)
+    sock = upload_until_half(daemon)
     with daemon.greeted() as other:
         assert ask(other, b"R up moved\n") == b"OK\n"
         sock.close()                                       # the client vanishes
-        deadline = time.monotonic() + 10
-        while os.listdir(daemon.root / "moved") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ask(other, b"D moved\n") == b"OK\n"         # empty again: temp removed
-    assert visible_files(daemon.root) == []
+        wait_until(lambda: not os.listdir(daemon.root / "moved"), what="the temp to go")
+        assert ask(other, b"D moved\n") == b"OK\n"
+    assert every_file(daemon.root) == []
