@@ -15,7 +15,6 @@ Every refusal of the server raises ServerError with its code (404 missing,
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import ssl
@@ -23,6 +22,7 @@ from typing import (BinaryIO, Callable, Iterable, Iterator, List, Literal, Optio
                     Sequence, Tuple, Union)
 
 from ftpd import protocol
+from ftpd.filehash import ReadAheadHasher, file_digest
 from ftpd.protocol import DEFAULT_PORT, Entry, ProtocolError
 from ftpd.stream import Stream, StreamClosed, StreamTimeout
 
@@ -30,7 +30,6 @@ __all__ = ["Client", "ClientError", "ConnectionLost", "DigestMode", "Entry", "Se
            "join_path", "parse_hostport"]
 
 Progress = Optional[Callable[[int], None]]
-HASH_CHUNK = 1 << 20
 # How a put proves its data arrived intact (protocol.md, P): "announce" hashes
 # the file first and sends the digest in the request, "stream" hashes while
 # sending and sends the digest after the bytes (one read of the file), "none"
@@ -92,13 +91,6 @@ def _windows(paths: Sequence[str]) -> Iterator[List[str]]:
         size += cost
     if window:
         yield window
-
-
-def _digest_loop(handle: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Client:
@@ -333,7 +325,7 @@ class Client:
         remote = protocol.encode_path(name or os.path.basename(path))
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            announced = _digest_loop(handle) if digest == "announce" else None
+            announced = file_digest(handle) if digest == "announce" else None
             handle.seek(0)       # TLS sendfile reads from the file position
             fields = [remote, str(size)]
             if digest != "none":
@@ -352,21 +344,32 @@ class Client:
     def _send_hashed(self, handle: BinaryIO, size: int, progress: Progress) -> str:
         """Send `size` bytes of the file, hashing them on the way, then the
         digest line (`P name size -`); returns the digest sent."""
-        digest = hashlib.sha256()
-        sent = 0
-        while sent < size:
-            chunk = handle.read(min(HASH_CHUNK, size - sent))
-            if not chunk:
-                self.close()        # the server must not commit a short upload
-                raise ConnectionLost("local file shrank during upload")
-            digest.update(chunk)
-            self._send(chunk)
-            sent += len(chunk)
-            if progress:
-                progress(len(chunk))
-        hex_digest = digest.hexdigest()
+        hasher = ReadAheadHasher(handle.fileno(), size)
+        try:
+            sent = 0
+            while sent < size:
+                count = hasher.next_chunk()
+                if not count:
+                    self.close()        # the server must not commit a short upload
+                    raise ConnectionLost("local file shrank during upload")
+                self._send_range(handle, sent, count)
+                sent += count
+                if progress:
+                    progress(count)
+            hex_digest = hasher.hexdigest()
+        finally:
+            hasher.stop()
         self._send(hex_digest.encode("ascii") + b"\n")
         return hex_digest
+
+    def _send_range(self, handle: BinaryIO, offset: int, count: int) -> None:
+        try:
+            self.sock.settimeout(self.timeout)
+            if self.sock.sendfile(handle, offset, count) != count:
+                raise ConnectionLost("local file shrank during upload")
+        except OSError as exc:
+            self.close()
+            raise ConnectionLost(f"upload cut short: {exc}") from exc
 
     def _send_file(self, handle: BinaryIO, size: int, progress: Progress) -> None:
         sent = 0

@@ -6,14 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import List
 
 import pytest
 
 import ftpd.client as client_module
-from ftpd.client import Client, Entry, ServerError
-from tests.conftest import Daemon
+from ftpd import filehash
+from ftpd.client import ConnectionLost, Entry, ServerError
+from tests.conftest import Daemon, fork_only, wait_until
 from tests.ftpc_util import run_ftpc
 from tests.test_auth import make_users
 
@@ -290,7 +292,7 @@ def test_put_stream_with_a_wrong_digest_stores_nothing(daemon, tmp_path, monkeyp
             self.real.update(b"!")
             return self.real.hexdigest()
 
-    monkeypatch.setattr(client_module, "hashlib", type("fake", (), {"sha256": WrongSha256}))
+    monkeypatch.setattr(filehash, "hashlib", type("fake", (), {"sha256": WrongSha256}))
     (daemon.root / "d").mkdir()
     (daemon.root / "d" / "old").write_bytes(b"old")
     source = local_file(tmp_path, "src", os.urandom(100_000))
@@ -300,6 +302,37 @@ def test_put_stream_with_a_wrong_digest_stores_nothing(daemon, tmp_path, monkeyp
         assert [(e.name, e.size) for e in c.list("d")] == [("old", 3)]   # session goes on
     assert stray_files(daemon.root) == ["d/old"]
     assert (daemon.root / "d" / "old").read_bytes() == b"old"
+
+
+def test_read_ahead_hasher_hashes_in_order_and_sees_a_short_file(tmp_path):
+    data = os.urandom(3 * filehash.CHUNK + 5)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    with open(path, "rb") as handle:
+        hasher = filehash.ReadAheadHasher(handle.fileno(), len(data))
+        counts = [hasher.next_chunk() for _ in range(4)]
+        assert counts == [filehash.CHUNK] * 3 + [5]
+        assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+        hasher.stop()
+        short = filehash.ReadAheadHasher(handle.fileno(), len(data) + 10)   # file "shrank"
+        assert [short.next_chunk() for _ in range(5)][-1] == 0
+        short.stop()
+        early = filehash.ReadAheadHasher(handle.fileno(), len(data))
+        early.next_chunk()
+        early.stop()                      # a failed upload ends the thread at once
+        assert not early.thread.is_alive()
+
+
+@fork_only
+def test_put_stream_cut_by_the_server_leaves_no_thread_and_no_file(daemon, tmp_path):
+    source = local_file(tmp_path, "big", os.urandom(64 << 20))   # beyond any socket buffer
+    with daemon.client() as c:
+        [session] = wait_until(daemon.live_children, what="session")
+        with pytest.raises(ConnectionLost):
+            c.put(source, "big", progress=lambda _: session.kill(), digest="stream")
+    assert not [t for t in threading.enumerate() if t.name == "ftpd-upload-hash"]
+    wait_until(lambda: not daemon.live_children(), what="session gone")
+    assert [n for n in os.listdir(daemon.root) if not n.startswith(".")] == []
 
 
 def test_put_refuses_missing_parent_and_directory_before_sending(daemon, tmp_path):
