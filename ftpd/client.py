@@ -208,7 +208,8 @@ class Client:
 
         The order is breadth-first: each level's L requests travel
         pipelined, one round trip per window instead of one per directory.
-        An error on `path` itself is raised; a sub-directory that fails
+        An error on `path` itself is raised (409 if it is a file, as for
+        any request that needs a directory); a sub-directory that fails
         (say, removed meanwhile: 404) goes to onerror and is skipped, or
         ends the walk with its ServerError when there is no onerror."""
         top = path or ""
@@ -343,7 +344,9 @@ class Client:
 
     def _send_hashed(self, handle: BinaryIO, size: int, progress: Progress) -> str:
         """Send `size` bytes of the file, hashing them on the way, then the
-        digest line (`P name size -`); returns the digest sent."""
+        digest line (`P name size -`); returns the digest sent. Each chunk
+        is read from disk once, to be hashed; sendfile then sends it from
+        the page cache. A file changed meanwhile fails the digest (422)."""
         hasher = ReadAheadHasher(handle.fileno(), size)
         try:
             sent = 0
@@ -366,6 +369,7 @@ class Client:
         try:
             self.sock.settimeout(self.timeout)
             if self.sock.sendfile(handle, offset, count) != count:
+                self.close()        # the server must not commit a short upload
                 raise ConnectionLost("local file shrank during upload")
         except OSError as exc:
             self.close()
@@ -380,6 +384,7 @@ class Client:
                 step = min(size - sent, 1 << 20) if progress else size - sent
                 done = self.sock.sendfile(handle, sent, step)
                 if not done:
+                    self.close()        # the server must not commit a short upload
                     raise ConnectionLost("local file shrank during upload")
                 sent += done
                 if progress:
