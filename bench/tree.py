@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import psutil
 
@@ -77,6 +77,15 @@ def session_peak_kib(daemon: psutil.Process) -> List[int]:
     return peaks
 
 
+def cpu_seconds(daemon: psutil.Process) -> Dict[int, float]:
+    """user + system CPU seconds of each session process."""
+    spent = {}
+    for child in daemon.children():
+        times = child.cpu_times()
+        spent[child.pid] = times.user + times.system
+    return spent
+
+
 def bench_listing(work: Path, files: int, repeat: int) -> None:
     make_files(work / "library" / "big", files)
     proc, port = start_daemon(work)
@@ -88,17 +97,21 @@ def bench_listing(work: Path, files: int, repeat: int) -> None:
         samples = [time_listing(port, b"big") for _ in range(repeat)]
         with socket.create_connection(("127.0.0.1", port)) as held:
             held.recv(100)
+            before = cpu_seconds(psutil.Process(proc.pid))
             held.sendall(b"L big\n")
             reader = held.makefile("rb")
             for _ in range(int(reader.readline().split()[1])):
                 reader.readline()
+            after = cpu_seconds(psutil.Process(proc.pid))
             peaks = session_peak_kib(psutil.Process(proc.pid))
+            spent = max(after[pid] - before.get(pid, 0.0) for pid in after)
     finally:
         proc.terminate()
         proc.wait(30)
     seconds = [s for s, _ in samples]
     print(f"L of {samples[0][1]} entries: median {statistics.median(seconds):.3f} s, "
           f"min {min(seconds):.3f} s, max {max(seconds):.3f} s ({repeat} runs, fork mode)")
+    print(f"  the session's CPU time for one listing: {spent:.3f} s")
     print(f"  session peak RSS: idle {max(baseline)} KiB, after the listing {max(peaks)} KiB")
 
 

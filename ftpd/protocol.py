@@ -52,6 +52,9 @@ _DECIMAL = re.compile(rb"\A[0-9]{1,19}\Z")
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPED = re.compile(r"[\x00-\x20\x7f%]")    # what encode_name must escape
+# name_problem in one regex for a name too short to exceed 255 bytes (a
+# listing checks every entry): a leading '.', '/', controls, lone surrogates.
+_BAD_SHORT_NAME = re.compile(r"\A\.|[/\x00-\x1f\x7f\ud800-\udfff]")
 _MAX_NUMBER = 2 ** 63 - 1
 
 
@@ -115,6 +118,8 @@ def name_problem(name: str) -> Optional[str]:
 
 
 def is_valid_name(name: str) -> bool:
+    if 0 < len(name) <= 63:      # at most 4 UTF-8 bytes a character: no length check
+        return not _BAD_SHORT_NAME.search(name)
     return name_problem(name) is None
 
 

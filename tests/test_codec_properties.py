@@ -163,3 +163,8 @@ def test_listing_lines_round_trip(size, mtime, name):
         line = protocol.format_entry(entry)
         assert line.count(b"\n") == 1
         assert protocol.parse_entry(line) == entry
+
+
+@given(st.text(max_size=80))
+def test_the_quick_name_check_agrees_with_the_full_rules(name):
+    assert protocol.is_valid_name(name) == (protocol.name_problem(name) is None)
