@@ -14,7 +14,8 @@ import pytest
 
 import ftpd.client as client_module
 from ftpd import filehash
-from ftpd.client import ConnectionLost, Entry, ServerError
+from ftpd.client import Client, ConnectionLost, Entry, ServerError
+from tests.certs import make_pki
 from tests.conftest import Daemon, fork_only, wait_until
 from tests.ftpc_util import run_ftpc
 from tests.test_auth import make_users
@@ -245,6 +246,21 @@ def test_walk_reports_a_directory_removed_meanwhile(daemon):
         assert [e.name for e in c.list("a")] == ["a1", "a2", "x"]
 
 
+def test_list_and_walk_over_the_listing_limit_get_413(make_daemon):
+    daemon = make_daemon({"files": {"max_entries_per_listing": 3}})
+    for path in ("a/1", "a/2", "b/1", "b/2", "b/3", "b/4", "c/1"):
+        (daemon.root / path).parent.mkdir(exist_ok=True)
+        (daemon.root / path).write_bytes(b"")
+    with daemon.client() as c:
+        assert code_of(c.list, "b") == 413
+        errors: List[ServerError] = []
+        seen = {d: [e.name for e in fs] for d, _, fs in c.walk(onerror=errors.append)}
+        assert seen == {"": [], "a": ["1", "2"], "c": ["1"]}      # b skipped, c still read
+        assert [e.code for e in errors] == [413]
+        assert code_of(lambda: list(c.walk())) == 413
+        assert [e.name for e in c.list()] == ["a", "b", "c"]
+
+
 def test_walk_pipelines_a_wide_level_in_windows(daemon, monkeypatch):
     names = [f"{index:03d}" + "w" * 200 for index in range(120)]   # ~25 KiB of L requests
     for name in names:
@@ -366,6 +382,23 @@ def test_put_rejects_bad_options_locally(daemon, tmp_path):
         with pytest.raises(ValueError):
             c.put(source, "f", digest="sha1")                     # type: ignore[arg-type]
         assert c.list() == []
+
+
+def test_tree_verbs_and_stream_put_over_tls(make_daemon, tmp_path_factory, tmp_path):
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    daemon = make_daemon({"tls": {"certificate": pki.cert, "private_key": pki.key}})
+    data = os.urandom(5 << 20)        # several chunks through the TLS layer
+    source = local_file(tmp_path, "src", data)
+    with Client(daemon.host, daemon.port, timeout=10, ssl_context=pki.client_context()) as c:
+        c.mkdir("d")
+        assert c.put(source, "d/f", digest="stream", mtime=1_500_000_000) == \
+            (len(data), hashlib.sha256(data).hexdigest())
+        c.rename("d/f", "d/g")
+        assert as_map(c.walk()) == {"": (["d"], []), "d": ([], [("g", len(data))])}
+        assert c.list("d/g")[0].mtime == 1_500_000_000
+        c.delete("d/g")
+        c.delete("d")
+    assert os.listdir(daemon.root) == []
 
 
 # -- ftpc with directory rows ------------------------------------------------------------
