@@ -414,6 +414,9 @@ def test_ftpc_list_shows_directories(daemon, tmp_path):
     assert lines[1].split()[-1] == "f.bin"
     assert lines[2].split()[0] == "-" and lines[2].split()[-1] == "photos/"
     assert lines[-1] == "1 file, 1 directory, 2.0 KiB total"
+    fetched = run_ftpc(f"{daemon.host}:{daemon.port}", "get", "photos", home=home)
+    assert fetched.returncode != 0 and b"Traceback" not in fetched.stderr
+    assert not (home / "photos").exists()
     listed = run_ftpc(f"{daemon.host}:{daemon.port}", "list", "--json", home=home)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == [

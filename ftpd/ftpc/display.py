@@ -17,6 +17,7 @@ HINTS = {
     protocol.AUTH_REQUIRED: "log in with a valid user and password (login USER, or ftpc -u USER)",
     protocol.FORBIDDEN: "this account or server does not allow it",
     protocol.NOT_FOUND: "list the files to check the name",
+    protocol.CONFLICT: "the name is taken, or is a directory where a file is needed",
     protocol.TOO_LARGE: "the file is larger than the server accepts",
     protocol.BAD_OFFSET: "the local partial file is longer than the remote file",
     protocol.UNAVAILABLE: "the server cannot take this session now; try again later",
