@@ -225,7 +225,9 @@ def test_p_with_mtime_keeps_the_time(daemon, raw):
     times = {row.split()[2]: int(row.split()[1]) for row in listing(raw)}
     assert times == {b"announced": 1000000000, b"streamed": 1234567890}
     assert int((daemon.root / "announced").stat().st_mtime) == 1000000000
-    assert put(raw, b"x", data, digest, b"soon").startswith(b"ERR 400 ")
+    for mtime in (b"soon", b"9223372036854775807", b"-1"):
+        assert put(raw, b"x", data, digest, mtime).startswith(b"ERR 400 "), mtime
+    assert put(raw, b"y", data, digest, b"1000000000", b"extra").startswith(b"ERR 400 ")
 
 
 def test_overwrite_no_is_a_drop_box(make_daemon):

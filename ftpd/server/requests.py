@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence, Tuple
 from ftpd import protocol
 
 STREAMED = "-"        # P's digest field: the digest follows the bytes as a line
+MAX_MTIME = 2 ** 63 // 10 ** 9 - 1     # the latest time the kernel takes in nanoseconds
 
 
 def no_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
@@ -41,6 +42,8 @@ def put_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
     if len(args) > 2:
         digest = STREAMED if args[2] == STREAMED.encode() else protocol.parse_digest(args[2])
     mtime = protocol.parse_number(args[3]) if len(args) > 3 else None
+    if mtime is not None and mtime > MAX_MTIME:
+        raise protocol.ProtocolError(protocol.BAD_REQUEST, "mtime out of range")
     return protocol.decode_path(args[0]), protocol.parse_number(args[1]), digest, mtime
 
 

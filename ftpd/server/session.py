@@ -15,7 +15,7 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
 
 from ftpd import __version__, protocol
 from ftpd.server import logs, requests
@@ -177,7 +177,7 @@ class Session:
     def send(self, data: bytes) -> None:
         self.stream.send(data, self.settings.server.data_timeout)
 
-    def close_with(self, code: int, text: str) -> None:
+    def close_with(self, code: int, text: str) -> NoReturn:
         try:
             self.send(protocol.err(code, text))
         finally:
@@ -304,8 +304,8 @@ class Session:
         try:
             line = self.stream.read_line(self.settings.server.data_timeout)
             return protocol.parse_digest(protocol.strip_eol(line))
-        except LineTooLong as exc:
-            raise StreamClosed("digest line too long") from exc
+        except LineTooLong:
+            self.close_with(BAD_REQUEST, "line too long")
         except ProtocolError as exc:
             raise LibraryError(BAD_REQUEST, "bad sha256 digest line, nothing stored") from exc
 
