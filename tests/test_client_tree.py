@@ -277,6 +277,10 @@ def test_walk_pipelines_a_wide_level_in_windows(daemon, monkeypatch):
         # one L for the root, then the 120 directories in two windows, not 120 sends
         assert len(sends) == 3 and max(sends) <= client_module.WALK_WINDOW_BYTES
         assert sum(sends[1:]) == sum(len(f"L {name}\n") for name in names)
+        for count, _ in enumerate(c.walk(), 1):
+            if count == 5:
+                break                       # mid-window: no reply is left unread
+        assert len(c.list()) == 120
 
 
 # -- put: streamed digest, mtime -------------------------------------------------------------
