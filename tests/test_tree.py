@@ -6,8 +6,6 @@ transfer log lines of M, D and R."""
 import hashlib
 import os
 import socket
-import time
-from pathlib import Path
 from typing import List
 
 import pytest

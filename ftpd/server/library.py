@@ -32,7 +32,7 @@ from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND
 from ftpd.server import temps
 from ftpd.server.errors import MISSING, LibraryError, os_error
 from ftpd.server.upload import Upload
-from ftpd.server.temps import (DIR_FLAGS, TEMP_PATTERN, TEMP_PREFIX, node_host,  # noqa: F401
+from ftpd.server.temps import (DIR_FLAGS, TEMP_PREFIX, node_host,  # noqa: F401 (re-exported)
                                pid_alive, temp_name)
 
 READ_CHUNK = 1 << 20
