@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("user", metavar="USER")
     passwd.add_argument("--access", choices=("read", "write"),
                         help="what the account may do (new accounts: read)")
+    passwd.add_argument("--home", metavar="PATH",
+                        help="the account's directory below the library, made at its first "
+                        "login; '' or / for the whole library (new accounts: the whole library)")
     passwd.add_argument("--delete", action="store_true", help="remove the account")
     return parser
 
@@ -108,8 +111,11 @@ def cmd_passwd(args: argparse.Namespace) -> int:
             print(f"deleted {args.user} from {path}")
         else:
             auth.check_user_name(args.user)
-            access = auth.set_password(path, args.user, auth.read_password(), args.access)
-            print(f"{args.user} ({access}) saved in {path}")
+            if args.home is not None:
+                auth.check_home(args.home)      # before asking for a password
+            login = auth.set_password(path, args.user, auth.read_password(), args.access,
+                                      args.home)
+            print(f"{args.user} ({login.access}, home /{login.home}) saved in {path}")
     except auth.AuthError as exc:
         print(f"ftpd passwd: {exc}", file=sys.stderr)
         return EX_DATAERR

@@ -21,6 +21,7 @@ AUTH_REQUIRED = 401
 FORBIDDEN = 403
 NOT_FOUND = 404
 TIMEOUT = 408
+CONFLICT = 409
 TOO_LARGE = 413
 BAD_OFFSET = 416
 UNAVAILABLE = 421
@@ -34,6 +35,7 @@ CODES = {
     FORBIDDEN: "forbidden",
     NOT_FOUND: "no such file",
     TIMEOUT: "idle timeout",
+    CONFLICT: "conflict",
     TOO_LARGE: "file too large",
     BAD_OFFSET: "offset beyond end of file",
     UNAVAILABLE: "service unavailable",
@@ -48,6 +50,11 @@ CLOSING_CODES = frozenset({TIMEOUT, UNAVAILABLE})
 _HEX64 = re.compile(rb"\A[0-9A-Fa-f]{64}\Z")
 _DECIMAL = re.compile(rb"\A[0-9]{1,19}\Z")
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ESCAPED = re.compile(r"[\x00-\x20\x7f%]")    # what encode_name must escape
+# name_problem in one regex for a name too short to exceed 255 bytes (a
+# listing checks every entry): a leading '.', '/', controls, lone surrogates.
+_BAD_SHORT_NAME = re.compile(r"\A\.|[/\x00-\x1f\x7f\ud800-\udfff]")
 _MAX_NUMBER = 2 ** 63 - 1
 
 
@@ -74,6 +81,8 @@ def _must_escape(byte: int) -> bool:
 
 def encode_name(name: str) -> str:
     """Percent-encode a name for the wire; non-ASCII UTF-8 stays readable."""
+    if not _ESCAPED.search(name):
+        return name          # the common case, and a listing encodes every row's name
     out = bytearray()
     for byte in name.encode("utf-8", "surrogateescape"):
         if _must_escape(byte):
@@ -103,12 +112,14 @@ def name_problem(name: str) -> Optional[str]:
         return "must not begin with '.'"
     if "/" in name:
         return "must not contain '/'"
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+    if _CONTROL.search(name):
         return "must not contain control characters"
     return None
 
 
 def is_valid_name(name: str) -> bool:
+    if 0 < len(name) <= 63:      # at most 4 UTF-8 bytes a character: no length check
+        return not _BAD_SHORT_NAME.search(name)
     return name_problem(name) is None
 
 
@@ -243,12 +254,42 @@ def _raise_err(code: int, text: str) -> List[str]:
     raise ProtocolError(code, text or CODES.get(code, "error"))
 
 
-def format_entry(size: int, mtime: int, name: str) -> bytes:
+@dataclass(frozen=True)
+class Entry:
+    """One row of a listing: a file (size in bytes) or a directory (size None)."""
+    name: str
+    size: Optional[int]
+    mtime: int
+    is_dir: bool = False
+
+
+def format_entry(entry: Entry) -> bytes:
+    """`<size> <mtime> <name>`, or `- <mtime> <name>/` for a directory."""
+    return format_row(entry.name, None if entry.is_dir else entry.size, entry.mtime)
+
+
+def format_row(name: str, size: Optional[int], mtime: int) -> bytes:
+    """One listing row from plain values (size None: a directory); what a
+    server sending 100,000 rows uses, without building an Entry for each."""
+    if size is None:
+        return f"- {mtime} {encode_name(name)}/\n".encode("utf-8", "surrogateescape")
     return f"{size} {mtime} {encode_name(name)}\n".encode("utf-8", "surrogateescape")
 
 
-def parse_entry(line: bytes) -> Tuple[int, int, str]:
+def parse_entry(line: bytes) -> Entry:
+    """One listing row -> Entry. A directory's row has size `-` and a name
+    ending in `/`: it comes back with is_dir True, size None and the name
+    without the slash. ProtocolError(500) for a malformed row."""
     fields = strip_eol(line).split(b" ")
     if len(fields) != 3:
         raise ProtocolError(INTERNAL, "malformed listing line")
-    return parse_number(fields[0]), parse_number(fields[1]), decode_name(fields[2])
+    size_field, mtime_field, name_field = fields
+    try:
+        if size_field == b"-":
+            if not name_field.endswith(b"/"):
+                raise ProtocolError(INTERNAL, "directory row without a trailing /")
+            return Entry(decode_name(name_field[:-1]), None, parse_number(mtime_field), True)
+        return Entry(decode_name(name_field), parse_number(size_field),
+                     parse_number(mtime_field), False)
+    except ProtocolError as exc:
+        raise ProtocolError(INTERNAL, f"malformed listing line: {exc.text}") from exc

@@ -78,7 +78,7 @@ def test_unknown_user_costs_one_scrypt_run_with_the_default_cost(monkeypatch):
     monkeypatch.setattr(auth.hashlib, "scrypt", counting)
     assert accounts("alice", "wrong") is None
     assert accounts("mallory", "wrong") is None
-    assert accounts("alice", "right") == "read"
+    assert accounts("alice", "right") == auth.Login("read", "")
     assert calls == [1 << auth.DEFAULT_COST.log2_n] * 3
 
 

@@ -112,8 +112,8 @@ def test_a_forked_child_resets_confines_reads_the_header_then_greets_and_exits(l
         greeting, bye = read_reply(client), read_reply(client)
     assert greeting.startswith(b"OK FTPD/1") and bye == b"OK bye\n"
     resets = [f"default {sig.name}" for sig in child.RESET_SIGNALS]
-    reports = [e for e in events if e.startswith("title anonymous: ")]
-    assert "title anonymous: idle (0 bytes)" in reports      # the session titles its process
+    reports = [e for e in events if e.startswith("title anonymous /: ")]
+    assert "title anonymous /: idle (0 bytes)" in reports      # the session titles its process
     assert [e for e in events if e not in reports] == resets + [
         "wakeup cleared", "parent fds closed", "handler SIGTERM", "wakeup to stop flag",
         "hash helper", "confine", "admit 192.0.2.7", "handshake 192.0.2.7:5555",

@@ -159,6 +159,12 @@ def test_error_replies_round_trip_their_code(code, text):
 
 @given(st.integers(0, 2 ** 63 - 1), st.integers(0, 2 ** 40), valid_names)
 def test_listing_lines_round_trip(size, mtime, name):
-    line = protocol.format_entry(size, mtime, name)
-    assert line.count(b"\n") == 1
-    assert protocol.parse_entry(line) == (size, mtime, name)
+    for entry in (protocol.Entry(name, size, mtime), protocol.Entry(name, None, mtime, True)):
+        line = protocol.format_entry(entry)
+        assert line.count(b"\n") == 1
+        assert protocol.parse_entry(line) == entry
+
+
+@given(st.text(max_size=80))
+def test_the_quick_name_check_agrees_with_the_full_rules(name):
+    assert protocol.is_valid_name(name) == (protocol.name_problem(name) is None)

@@ -24,7 +24,8 @@ def raw(daemon):
 @pytest.mark.parametrize("line, start", [
     (b"X\n", b"ERR 400 "),
     (b"LIST\n", b"ERR 400 "),
-    (b"L extra\n", b"ERR 400 "),
+    (b"L a b\n", b"ERR 400 "),
+    (b"L a/\n", b"ERR 400 invalid name"),
     (b"G\n", b"ERR 400 "),
     (b"G a 1 2\n", b"ERR 400 "),
     (b"G a -1\n", b"ERR 400 "),
@@ -35,7 +36,8 @@ def raw(daemon):
     (b"H a%00b\n", b"ERR 400 invalid name"),
     (b"P a\n", b"ERR 400 "),
     (b"P a 1 nothex\n", b"ERR 400 "),
-    (b"P a%2Fb 1\n", b"ERR 400 invalid name"),
+    (b"P a%2F 1\n", b"ERR 400 invalid name"),
+    (b"P a%2Fb 1\n", b"ERR 404 "),
     (b"G missing\n", b"ERR 404 "),
     (b"H missing\n", b"ERR 404 "),
     (b"A\n", b"ERR 400 "),
@@ -57,7 +59,8 @@ def test_404_for_directories_symlinks_and_fifos(daemon, raw, tmp_path):
     for name in (b"adir", b"link", b"inlink", b"fifo"):
         assert ask(raw, b"G " + name + b"\n").startswith(b"ERR 404"), name
         assert ask(raw, b"H " + name + b"\n").startswith(b"ERR 404"), name
-    assert ask(raw, b"L\n") == b"OK 0\n"
+    assert ask(raw, b"L\n") == b"OK 1\n"            # the directory, nothing else
+    assert read_reply(raw).endswith(b" adir/\n")
 
 
 def test_416_offset_beyond_end(daemon, raw):

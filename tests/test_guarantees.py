@@ -174,12 +174,12 @@ def test_listing_hides_hidden_and_special_files_and_sorts_by_code_point(daemon):
     for name in ("b", "B", "a b", "é", "z"):
         (daemon.root / name).write_bytes(name.encode())
     (daemon.root / ".hidden").write_text("h")
-    (daemon.root / "sub").mkdir()
+    (daemon.root / "sub").mkdir()           # listed, as a directory
     os.mkfifo(daemon.root / "pipe")
     with daemon.client() as c:
         names = [e.name for e in c.list()]
-    assert names == sorted(["b", "B", "a b", "é", "z"])
-    assert names == ["B", "a b", "b", "z", "é"]
+    assert names == sorted(["b", "B", "a b", "é", "z", "sub"])
+    assert names == ["B", "a b", "b", "sub", "z", "é"]
 
 
 def test_listing_reports_size_and_mtime(daemon):

@@ -28,22 +28,43 @@ def write(lib, name, data, expected=None):
         upload.abort()
 
 
-def test_every_path_decision_refuses_invalid_names(lib):
-    for bad in ("../x", ".hidden", "a/b", "", "x\x00"):
+def names(lib, path=None):
+    count, rows = lib.list(path)
+    found = [name + ("/" if size is None else "") for name, size, _ in rows]
+    assert len(found) == count
+    return found
+
+
+def test_every_path_decision_refuses_invalid_paths(lib):
+    for bad in ("../x", ".hidden", "a/../b", "/a", "a/", "a//b", "", "x\x00", "a/./b",
+                ("a/b",), (), ("a", ".."), "x" * 256):
         with pytest.raises(LibraryError) as info:
-            lib.path_for(bad)
-        assert info.value.code == 400
-        with pytest.raises(LibraryError):
-            lib.open_read(bad)
-        with pytest.raises(LibraryError):
-            lib.begin_upload(bad)
+            with lib.locate(bad):
+                pass
+        assert info.value.code == 400, bad
+        for act in (lib.open_read, lib.begin_upload, lib.mkdir, lib.delete, lib.list):
+            with pytest.raises(LibraryError):
+                act(bad or "/")
+
+
+def test_paths_deeper_than_max_depth_are_400(tmp_path):
+    (tmp_path / "r").mkdir()
+    lib = Library(str(tmp_path / "r"), max_depth=3)
+    lib.mkdir("a")
+    with pytest.raises(LibraryError) as info:
+        lib.mkdir("a/b/c/d")
+    assert info.value.code == 400
+    with pytest.raises(LibraryError) as info:
+        lib.mkdir("a/b/c")
+    assert info.value.code == 404          # depth 3 is allowed; a/b is missing
+    lib.close()
 
 
 def test_upload_commit_and_hash(lib):
     digest = write(lib, "f", b"data")
     assert digest == hashlib.sha256(b"data").hexdigest()
     assert lib.hash("f") == (4, digest)
-    assert [e.name for e in lib.list()] == ["f"]
+    assert names(lib) == ["f"]
     assert os.listdir(lib.root) == ["f"]
 
 
@@ -83,6 +104,57 @@ def test_remove_session_temps_only_touches_that_session(lib):
     assert os.listdir(lib.root) == [b]
 
 
+def test_temps_are_swept_in_sub_directories_but_not_through_links_or_hidden_dirs(lib,
+                                                                               tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = lib.root
+    for directory in ("a/b/c", ".snapshot"):
+        os.makedirs(os.path.join(root, directory))
+    os.symlink(outside, os.path.join(root, "a", "link"))
+    mine = [os.path.join("a", "b", "c", temp_name(4242, 10)), temp_name(4242, 10)]
+    kept = [os.path.join(".snapshot", temp_name(4242, 10)), os.path.join("a", temp_name(4242, 11))]
+    for name in mine + kept:
+        open(os.path.join(root, name), "w").close()
+    (outside / temp_name(4242, 10)).write_bytes(b"")
+    assert sorted(lib.remove_session_temps(10)) == sorted(mine)
+    assert all(os.path.exists(os.path.join(root, name)) for name in kept)
+    assert len(os.listdir(outside)) == 1
+
+
+def test_an_upload_lands_where_its_path_leads_at_commit(lib):
+    lib.mkdir("d")
+    upload = lib.begin_upload("d/f", mtime=1_000_000_000)
+    try:
+        upload.write(memoryview(b"data"))
+        os.rename(os.path.join(lib.root, "d"), os.path.join(lib.root, "moved"))
+        with pytest.raises(LibraryError) as info:
+            upload.commit(None)
+        assert info.value.code == 404
+    finally:
+        upload.abort()
+    assert os.listdir(os.path.join(lib.root, "moved")) == []
+    write(lib, "moved/f", b"data")
+    assert names(lib, "moved") == ["f"]
+
+
+def test_views_are_rooted_at_their_home_and_make_it(lib, tmp_path):
+    home = lib.view("users/alice", create=True)
+    try:
+        write(home, "f", b"mine")
+        assert home.shown(("f",)) == "users/alice/f"
+        assert names(home) == ["f"] and names(lib) == ["users/"]
+        with pytest.raises(LibraryError) as info:
+            home.open_read("users/alice/f")
+        assert info.value.code == 404
+    finally:
+        home.close()
+    os.symlink(tmp_path, os.path.join(lib.root, "trap"))
+    with pytest.raises(LibraryError) as info:
+        lib.view("trap/bob", create=True)
+    assert info.value.code == 404 and not (tmp_path / "bob").exists()
+
+
 def test_check_upload_refusals(tmp_path):
     root = tmp_path / "r"
     root.mkdir()
@@ -101,11 +173,14 @@ def test_check_upload_refusals(tmp_path):
     assert info.value.code == 507
 
 
-def test_upload_onto_a_directory_is_403(lib):
+def test_upload_onto_a_directory_is_409(lib):
     os.mkdir(os.path.join(lib.root, "adir"))
     with pytest.raises(LibraryError) as info:
+        lib.check_upload("adir", 1)
+    assert info.value.code == 409
+    with pytest.raises(LibraryError) as info:       # made while the upload ran
         write(lib, "adir", b"x")
-    assert info.value.code == 403
+    assert info.value.code == 409
     assert os.listdir(lib.root) == ["adir"]
 
 

@@ -98,9 +98,43 @@ def test_error_text_is_one_line():
 
 
 def test_listing_entry_roundtrip():
-    line = protocol.format_entry(12, 1764230461, "hello world.txt")
+    entry = protocol.Entry("hello world.txt", 12, 1764230461)
+    line = protocol.format_entry(entry)
     assert line == b"12 1764230461 hello%20world.txt\n"
-    assert protocol.parse_entry(line) == (12, 1764230461, "hello world.txt")
+    assert protocol.parse_entry(line) == entry
+    assert not entry.is_dir
+
+
+def test_directory_rows_have_no_size_and_a_trailing_slash():
+    entry = protocol.Entry("my photos", None, 1764230400, is_dir=True)
+    line = protocol.format_entry(entry)
+    assert line == b"- 1764230400 my%20photos/\n"
+    assert protocol.parse_entry(line) == entry
+
+
+@pytest.mark.parametrize("row", [
+    b"- 1 photos", b"12 1 photos/", b"- 1 /", b"- 1 a/b/", b"1 2", b"x 1 a", b"- x a/",
+])
+def test_malformed_listing_rows_are_refused(row):
+    with pytest.raises(ProtocolError):
+        protocol.parse_entry(row)
+
+
+@pytest.mark.parametrize("wire, parts", [
+    (b"a/b", ("a", "b")), (b"a%2Fb", ("a", "b")), (b"my%20dir/f.txt", ("my dir", "f.txt")),
+])
+def test_paths_split_on_slash_or_its_escape(wire, parts):
+    assert protocol.decode_path(wire) == parts
+
+
+@pytest.mark.parametrize("wire", [
+    b"/a", b"a/", b"a//b", b"a/./b", b"a/../b", b"..", b"%2Fa", b"a%2F", b"a/.x",
+    b"x" * 4001, (b"x" * 200 + b"/") * 20 + b"x",
+])
+def test_invalid_paths_are_refused_with_400(wire):
+    with pytest.raises(ProtocolError) as info:
+        protocol.decode_path(wire)
+    assert info.value.code == 400
 
 
 def test_format_request_refuses_overlong_lines():

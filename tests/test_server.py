@@ -142,7 +142,7 @@ def test_sigterm_exits_zero_and_idle_sessions_get_421(daemon):
 def test_parent_title_and_child_titles(daemon):
     with daemon.greeted():
         [child] = wait_until(daemon.live_children, what="a session")
-        wait_until(lambda: "anonymous: idle" in " ".join(child.cmdline()),
+        wait_until(lambda: "anonymous /: idle" in " ".join(child.cmdline()),
                    what="the child's title")
         assert " ".join(psutil.Process(daemon.pid).cmdline()).startswith("ftpd: master")
 

@@ -5,6 +5,7 @@ import re
 import time
 
 import psutil
+import pytest
 
 from tests.conftest import fork_only, wait_until
 from tests.servicekit import big_file, ftpd, idle_session, slow_download
@@ -43,14 +44,14 @@ def test_status_lists_the_server_and_each_session(make_daemon, tmp_path):
     head = output.splitlines()[0]
     assert head.startswith(f"ftpd running: pid {daemon.pid}, listening on {daemon.addresses[0]}")
     assert "2 session(s)" in head
-    pid, client, user, verb, name, percent, moved, age = row_for(output, downloader)
-    assert (client, user, verb, name) == (f"127.0.0.1:{slow.getsockname()[1]}",
-                                         "anonymous", "G", "backup.tar")
+    pid, client, user, home, verb, name, percent, moved, age = row_for(output, downloader)
+    assert (client, user, home, verb, name) == (f"127.0.0.1:{slow.getsockname()[1]}",
+                                               "anonymous", "/", "G", "backup.tar")
     assert re.fullmatch(r"\d+%", percent) and int(percent[:-1]) < 100
     assert 0 < int(moved) < count
     assert re.fullmatch(r"[1-9]\d*s", age)
-    assert row_for(output, idler)[1:5] == [f"127.0.0.1:{idle.getsockname()[1]}",
-                                          "anonymous", "idle", "0"]
+    assert row_for(output, idler)[1:6] == [f"127.0.0.1:{idle.getsockname()[1]}",
+                                          "anonymous", "/", "idle", "0"]
 
     result = ftpd(["-c", str(daemon.config_path), "status", "--json"])
     report = json.loads(result.stdout)
@@ -58,6 +59,7 @@ def test_status_lists_the_server_and_each_session(make_daemon, tmp_path):
     sessions = {s["pid"]: s for s in report["sessions"]}
     assert sessions[downloader]["state"].startswith("G backup.tar ")
     assert sessions[idler]["state"] == "idle"
+    assert sessions[idler]["home"] == "/"
     slow.close()
     idle.close()
 
@@ -75,3 +77,25 @@ def test_status_says_not_running_with_exit_3(tmp_path):
     result = ftpd(["-c", str(conf), "status"])
     assert result.returncode == 3
     assert "ftpd is not running" in result.stderr
+
+
+@pytest.mark.parametrize("user, home, state, moved", [
+    ("anonymous", "", "idle", 0),
+    ("alice", "users/alice", "G backup.tar 41%", 1048576),
+    ("bob smith", "drop box/in:coming", "P a b: c (3 bytes)", 7),
+    ("café", "photos/été", "listing", 12),
+])
+def test_a_session_title_reads_back_as_written(user, home, state, moved):
+    from ftpd.server import titles
+    parsed = titles.parse_session(titles.session("10.0.0.7:51234", user, home, state, moved))
+    assert parsed == titles.SessionTitle("10.0.0.7:51234", user, "/" + home, state, moved)
+
+
+def test_master_and_starting_titles_read_back():
+    from ftpd.server import titles
+    assert titles.parse_master(titles.master("127.0.0.1:8021,[::1]:8021")) == \
+        "127.0.0.1:8021,[::1]:8021"
+    assert titles.parse_session(titles.master("127.0.0.1:8021")) is None
+    starting = titles.parse_session(titles.starting("[::1]:4000"))
+    assert starting is not None and (starting.user, starting.home, starting.state) == \
+        ("-", "-", "starting")

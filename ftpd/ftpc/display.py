@@ -17,6 +17,7 @@ HINTS = {
     protocol.AUTH_REQUIRED: "log in with a valid user and password (login USER, or ftpc -u USER)",
     protocol.FORBIDDEN: "this account or server does not allow it",
     protocol.NOT_FOUND: "list the files to check the name",
+    protocol.CONFLICT: "the name is taken, or is a directory where a file is needed",
     protocol.TOO_LARGE: "the file is larger than the server accepts",
     protocol.BAD_OFFSET: "the local partial file is longer than the remote file",
     protocol.UNAVAILABLE: "the server cannot take this session now; try again later",
@@ -40,23 +41,33 @@ def local_time(epoch: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch))
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "ies" if noun.endswith("y") else "s")
+
+
 def listing_table(entries: Iterable[Entry]) -> List[str]:
-    """`ls -l`-like lines: size, local time, name (last, so spaces are fine)."""
+    """`ls -l`-like lines: size, local time, name (last, so spaces are fine);
+    a directory shows `-` for its size and a `/` after its name."""
     rows = sorted(entries, key=lambda e: e.name)
-    sizes = [human_size(e.size) for e in rows]
+    sizes = ["-" if e.size is None else human_size(e.size) for e in rows]
     width = max([len(s) for s in sizes] + [len("SIZE")])
     lines = [f"{'SIZE':>{width}}  {'MODIFIED':16}  NAME"]
-    lines += [f"{size:>{width}}  {local_time(e.mtime)}  {e.name}"
+    lines += [f"{size:>{width}}  {local_time(e.mtime)}  {e.name}{'/' if e.is_dir else ''}"
               for size, e in zip(sizes, rows, strict=True)]
-    total = sum(e.size for e in rows)
-    noun = "file" if len(rows) == 1 else "files"
-    lines.append(f"{len(rows)} {noun}, {human_size(total)} total")
+    files = [e for e in rows if not e.is_dir]
+    counts = [plural(len(files), "file")]
+    if len(files) < len(rows):
+        counts.append(plural(len(rows) - len(files), "directory"))
+    total = sum(e.size or 0 for e in files)
+    lines.append(f"{', '.join(counts)}, {human_size(total)} total")
     return lines
 
 
 def listing_json(entries: Sequence[Entry]) -> str:
-    return json.dumps([{"name": e.name, "size": e.size, "mtime": e.mtime}
-                       for e in sorted(entries, key=lambda e: e.name)], indent=2)
+    """A directory is written as on the wire: size null, a '/' after its name."""
+    return json.dumps([{"name": e.name + ("/" if e.is_dir else ""), "size": e.size,
+                        "mtime": e.mtime} for e in sorted(entries, key=lambda e: e.name)],
+                      indent=2)
 
 
 def describe(error: ServerError, tried_login: bool = False) -> str:

@@ -332,8 +332,9 @@ class Shell(cmd.Cmd):
             for item in found:
                 if not item.name.startswith("."):
                     info = item.stat()
-                    suffix = "/" if item.is_dir() else ""
-                    entries.append(Entry(item.name + suffix, info.st_size, int(info.st_mtime)))
+                    is_dir = item.is_dir()
+                    entries.append(Entry(item.name, None if is_dir else info.st_size,
+                                         int(info.st_mtime), is_dir))
         self.out(f"{os.getcwd()}:\n" + "\n".join(listing_table(entries)))
 
     def do_quit(self, arg: str) -> bool:

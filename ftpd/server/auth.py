@@ -1,7 +1,9 @@
 """Accounts: the users file, scrypt password hashes, and `ftpd passwd`.
 
-One record per line, `user:access:hash`, where hash is a PHC-style string
-`$scrypt$ln=15,r=8,p=1$<salt>$<key>` (unpadded base64). The cost parameters
+One record per line, `user:access:hash[:home]`, where hash is a PHC-style
+string `$scrypt$ln=15,r=8,p=1$<salt>$<key>` (unpadded base64) and home, when
+present, is the account's directory below the library, percent-encoded like
+a path on the wire (no home: the whole library). The cost parameters
 live in each record, so raising DEFAULT_COST later leaves old records
 working until their password is next set. Blank lines and `#` comments are
 kept as they are when `ftpd passwd` rewrites the file.
@@ -24,9 +26,10 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, TextIO, Tuple
+from typing import Dict, List, NamedTuple, Optional, TextIO, Tuple
 
-from ftpd.config import ConfigError
+from ftpd import protocol
+from ftpd.config import ConfigError, home_path
 
 ACCESS = ("read", "write")
 USER_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\Z")
@@ -53,6 +56,12 @@ class AuthError(Exception):
     """Bad input to `ftpd passwd` (unknown user, mismatched passwords...)."""
 
 
+class Login(NamedTuple):
+    """What a correct login gives the session."""
+    access: str
+    home: str              # below the library, "" for all of it
+
+
 @dataclass(frozen=True)
 class Record:
     user: str
@@ -60,9 +69,12 @@ class Record:
     cost: Cost
     salt: bytes
     key: bytes
+    home: str = ""
 
     def line(self) -> str:
-        return f"{self.user}:{self.access}:$scrypt${self.cost.text()}${_b64(self.salt)}${_b64(self.key)}"
+        home = f":{protocol.encode_path(self.home)}" if self.home else ""
+        return (f"{self.user}:{self.access}:$scrypt${self.cost.text()}${_b64(self.salt)}"
+                f"${_b64(self.key)}{home}")
 
 
 def _b64(data: bytes) -> str:
@@ -80,9 +92,19 @@ def derive(password: str, salt: bytes, cost: Cost) -> bytes:
                           maxmem=256 * n * cost.r + (1 << 20))
 
 
-def make_record(user: str, access: str, password: str, cost: Cost = DEFAULT_COST) -> Record:
+def make_record(user: str, access: str, password: str, cost: Cost = DEFAULT_COST,
+                home: str = "") -> Record:
     salt = secrets.token_bytes(SALT_BYTES)
-    return Record(user, access, cost, salt, derive(password, salt, cost))
+    return Record(user, access, cost, salt, derive(password, salt, cost), home)
+
+
+def check_home(text: str) -> str:
+    """A home as `ftpd passwd --home` takes it: a path below the library
+    ("" or "/" for all of it); AuthError when it could climb out."""
+    try:
+        return home_path(text)
+    except ValueError as exc:
+        raise AuthError(f"invalid home: {exc}") from None
 
 
 def verify(record: Record, password: str) -> bool:
@@ -94,10 +116,11 @@ _HASH = re.compile(r"\A\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,2})\$([A-Za-z0
 
 def parse_record(line: str) -> Record:
     """One non-comment line -> Record; ValueError with a plain reason."""
-    parts = line.split(":", 2)
-    if len(parts) != 3:
-        raise ValueError("expected user:access:hash")
-    user, access, text = parts
+    parts = line.split(":", 3)
+    if len(parts) not in (3, 4):
+        raise ValueError("expected user:access:hash[:home]")
+    user, access, text = parts[:3]
+    home = _parse_home(parts[3]) if len(parts) == 4 else ""
     if not USER_RE.match(user):
         raise ValueError(f"invalid user name {user!r}")
     if access not in ACCESS:
@@ -108,7 +131,14 @@ def parse_record(line: str) -> Record:
     cost = Cost(*(int(match.group(i)) for i in (1, 2, 3)))
     if not (1 <= cost.log2_n <= 24 and cost.r >= 1 and cost.p >= 1):
         raise ValueError("scrypt parameters out of range")
-    return Record(user, access, cost, _unb64(match.group(4)), _unb64(match.group(5)))
+    return Record(user, access, cost, _unb64(match.group(4)), _unb64(match.group(5)), home)
+
+
+def _parse_home(field: str) -> str:
+    try:
+        return "/".join(protocol.decode_path(field.encode("utf-8")))
+    except (protocol.ProtocolError, UnicodeEncodeError):
+        raise ValueError(f"home {field!r} is not a path below the library") from None
 
 
 def read_lines(path: str) -> List[str]:
@@ -184,11 +214,11 @@ class Accounts:
             return f"users file not reloaded, keeping the previous accounts: {exc}"
         return None
 
-    def __call__(self, user: str, password: str) -> Optional[str]:
-        """The access level of a correct login, else None (same cost either way)."""
+    def __call__(self, user: str, password: str) -> Optional[Login]:
+        """Access and home of a correct login, else None (same cost either way)."""
         record = self.records.get(user)
         good = verify(record or self.dummy, password[:MAX_PASSWORD])
-        return record.access if good and record is not None else None
+        return Login(record.access, record.home) if good and record is not None else None
 
 
 
@@ -237,20 +267,23 @@ def _existing_lines(path: str) -> List[str]:
     return lines
 
 
-def set_password(path: str, user: str, password: str, access: Optional[str]) -> str:
-    """Create or update `user`; keeps its access unless one is given. Returns it."""
+def set_password(path: str, user: str, password: str, access: Optional[str],
+                 home: Optional[str] = None) -> Login:
+    """Create or update `user`; keeps its access and home unless given. Returns them."""
     check_user_name(user)
+    home = None if home is None else check_home(home)
     with _locked(path):
         lines = _existing_lines(path)
         index, old = _find(lines, user)
         access = access or (old.access if old else "read")
-        line = make_record(user, access, password).line()
+        home = home if home is not None else (old.home if old else "")
+        line = make_record(user, access, password, home=home).line()
         if index is None:
             lines.append(line)
         else:
             lines[index] = line
         write_atomically(path, lines)
-    return access
+    return Login(access, home)
 
 
 def delete_user(path: str, user: str) -> None:

@@ -29,7 +29,7 @@ from typing import Callable, NoReturn, Optional, Tuple
 
 from ftpd import protocol
 from ftpd.config import Config
-from ftpd.server import hashing, proxy
+from ftpd.server import hashing, proxy, titles
 from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import format_address
@@ -177,14 +177,12 @@ def proxied_peer(start: SessionStart, peers: PeerTable, conn: socket.socket,
 
 def run_session(start: SessionStart, conn: socket.socket, peer: Peer, stop: StopFlag) -> None:
     peer_text = format_address(peer)
-    title = f"ftpd: {peer_text}"
-    start.title(f"{title} -: starting")
-    # `ftpd status` parses this title: peer, user, state, bytes moved.
+    start.title(titles.starting(peer_text))
     session = Session(conn, peer_text, start.config, start.library, stop,
                       authenticate=start.guard.accounts,
-                      report=lambda state: start.title(
-                          f"{title} {protocol.encode_text(session.who)}: {state} "
-                          f"({session.bytes_in + session.bytes_out} bytes)"))
+                      report=lambda state: start.title(titles.session(
+                          peer_text, session.who, session.home, state,
+                          session.bytes_in + session.bytes_out)))
     session.run()
 
 

@@ -1,80 +1,71 @@
-"""The file library: one flat directory, reached only through a directory fd.
+"""The file library: a tree reached only through directory fds.
 
-Every name passes through `Library.path_for`; files are opened with
-O_NOFOLLOW and judged by fstat on the open fd, so there is no window
-between a check and its use. Uploads go to a hidden temp file of our own
-pattern, are hashed while written, made durable, then renamed (or linked,
-when overwriting is off) into place in one atomic step.
+Every path a client names passes through `Library.locate`, the one place a
+path becomes something to act on. It walks from the session root's
+directory fd one component at a time, each opened relative to the previous
+one with O_NOFOLLOW | O_DIRECTORY, and hands back the last directory's fd
+and the last name; the caller then opens, creates, removes or renames that
+name relative to that fd (dir_fd=, src_dir_fd=/dst_dir_fd=). No string is
+ever prefixed, joined into an absolute path or realpath()ed, so neither a
+planted symlink nor a directory renamed mid-walk can lead outside the root:
+a symlink anywhere on the way is simply "no such file or directory".
+
+A session whose account has a home gets a `view` of the library: the same
+settings over that home's directory fd, so nothing outside it can be named.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import ctypes
 import errno
 import hashlib
 import os
-import re
-import secrets
-import socket
 import stat
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ftpd import protocol
-from ftpd.server.hashing import OverlappedSha256
-from ftpd.protocol import (BAD_REQUEST, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
-                           TOO_LARGE, DIGEST_MISMATCH)
+from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
+                           TOO_LARGE)
+from ftpd.server import temps
+from ftpd.server.errors import MISSING, LibraryError, os_error
+from ftpd.server.upload import Upload
+from ftpd.server.temps import (DIR_FLAGS, TEMP_PREFIX, node_host,  # noqa: F401 (re-exported)
+                               pid_alive, temp_name)
 
-TEMP_PREFIX = ".ftpd~"
-# .ftpd~<host>~<node pid>~<session pid>~<random>.part: the host and node pid
-# let a restarting node recognise its own leftovers on a shared library.
-TEMP_PATTERN = re.compile(
-    r"\A\.ftpd~(?P<host>[^~/]+)~(?P<node>\d+)~(?P<pid>\d+)~[0-9a-f]{16}\.part\Z")
 READ_CHUNK = 1 << 20
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+DIR_MODE = 0o755
+RENAME_NOREPLACE = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)    # loaded now: after chroot nothing can be
+_RENAMEAT2 = getattr(_LIBC, "renameat2", None)
 
-
-class LibraryError(Exception):
-    def __init__(self, code: int, text: str):
-        super().__init__(f"{code} {text}")
-        self.code = code
-        self.text = text
+PathArg = Union[str, Sequence[str]]
+Row = Tuple[str, Optional[int], int]         # name, size (None: a directory), mtime
 
 
 @dataclass(frozen=True)
-class Entry:
+class Place:
+    """Where a path leads: its last name, to be acted on relative to `parent`."""
+    parent: int
     name: str
-    size: int
-    mtime: int
-
-
-def node_host() -> str:
-    return socket.gethostname().replace("~", "-").replace("/", "-") or "localhost"
-
-
-def temp_name(node_pid: int, session_pid: int) -> str:
-    return f"{TEMP_PREFIX}{node_host()}~{node_pid}~{session_pid}~{secrets.token_hex(8)}.part"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process exists (a permission error means it does)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Library:
     def __init__(self, root: str, *, fsync: bool = True, overwrite: bool = True,
-                 max_file_size: int = 0, min_free_space: int = 0,
-                 node_pid: Optional[int] = None):
+                 max_file_size: int = 0, min_free_space: int = 0, max_depth: int = 32,
+                 max_entries: int = 100000, node_pid: Optional[int] = None):
         self.root = root
         self.fsync = fsync
         self.overwrite = overwrite
         self.max_file_size = max_file_size
         self.min_free_space = min_free_space
+        self.max_depth = max_depth
+        self.max_entries = max_entries
         self.node_pid = node_pid if node_pid is not None else os.getpid()
+        self.home: Tuple[str, ...] = ()
         self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
@@ -82,45 +73,110 @@ class Library:
             os.close(self.dir_fd)
             self.dir_fd = -1
 
-    # -- the one place a name becomes a path ---------------------------------
+    def view(self, home: PathArg, create: bool = False) -> "Library":
+        """The library as seen from `home` (relative to this view's root),
+        with its own directory fd: close() it when done. `create` makes the
+        home and any missing parent, each step without following a symlink."""
+        parts = self.parts(home) if home else ()
+        if parts:
+            with self.locate(parts, create=create) as place:
+                if create:
+                    _mkdir_quietly(place)
+                fd = _open_dir(place)
+        else:
+            fd = os.dup(self.dir_fd)
+        seen = copy.copy(self)
+        seen.dir_fd, seen.home = fd, self.home + parts
+        return seen
 
-    @staticmethod
-    def path_for(name: str) -> str:
-        """A name relative to dir_fd; only valid library names get through."""
-        if not protocol.is_valid_name(name):
-            raise LibraryError(BAD_REQUEST, "invalid name")
-        return name
+    def shown(self, path: PathArg = ()) -> str:
+        """A path as the admin sees it (from the library root), for logs and titles."""
+        parts = self.home + ((path,) if isinstance(path, str) else tuple(path))
+        return "/".join(parts) or "/"
 
-    # -- reading -------------------------------------------------------------
+    # -- the one place a path becomes something to act on ------------------------
 
-    def list(self) -> List[Entry]:
-        entries = []
-        with os.scandir(self.dir_fd) as scan:
+    def parts(self, path: PathArg) -> Tuple[str, ...]:
+        """A path (string or components) -> its validated components; 400 otherwise."""
+        try:
+            parts = protocol.parse_path(path if isinstance(path, str) else "/".join(path))
+        except (protocol.ProtocolError, TypeError) as exc:
+            raise LibraryError(BAD_REQUEST, "invalid name") from exc
+        if not isinstance(path, str) and parts != tuple(path):
+            raise LibraryError(BAD_REQUEST, "invalid name")    # a component held a '/'
+        if len(parts) > self.max_depth:
+            raise LibraryError(BAD_REQUEST, f"path deeper than {self.max_depth} levels")
+        return parts
+
+    @contextlib.contextmanager
+    def locate(self, path: PathArg, create: bool = False) -> Iterator[Place]:
+        """Walk to the directory holding the path's last name; the fd lives
+        as long as the `with` block. 404 when a directory on the way is
+        missing, is a file or is a symlink; `create` makes missing ones."""
+        parts = self.parts(path)
+        fd = os.dup(self.dir_fd)
+        try:
+            for name in parts[:-1]:
+                parent, fd = fd, -1
+                fd = _step(parent, name, create)
+            yield Place(fd, parts[-1])
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def list(self, path: Optional[PathArg] = None) -> Tuple[int, List[Row]]:
+        """(row count, rows): a directory's entries sorted by name, or one
+        file's row. Rows are plain tuples (name, size or None for a
+        directory, mtime): a listing holds names and numbers, never Entry
+        objects or formatted lines for every row at once."""
+        if not path:
+            fd = os.dup(self.dir_fd)
+        else:
+            with self.locate(path) as place:
+                info = _lstat(place)
+                if stat.S_ISREG(info.st_mode):
+                    return 1, [(place.name, info.st_size, int(info.st_mtime))]
+                if not stat.S_ISDIR(info.st_mode):
+                    raise LibraryError(NOT_FOUND, "no such file or directory")
+                fd = _open_dir(place)
+        try:
+            rows = self._rows(fd)
+        finally:
+            os.close(fd)
+        return len(rows), rows
+
+    def _rows(self, fd: int) -> List[Row]:
+        """Names and stat numbers only, sorted by code point; 413 past the limit."""
+        rows: List[Row] = []
+        with os.scandir(fd) as scan:
             for item in scan:
                 if not protocol.is_valid_name(item.name):
-                    continue
+                    continue           # hidden names and upload temps
+                is_dir = item.is_dir(follow_symlinks=False)
+                if not (is_dir or item.is_file(follow_symlinks=False)):
+                    continue           # symlinks, devices, sockets, FIFOs
+                if len(rows) >= self.max_entries:
+                    raise LibraryError(TOO_LARGE, f"more than {self.max_entries} entries "
+                                       "to list")
                 try:
                     info = item.stat(follow_symlinks=False)
                 except OSError:
-                    continue   # vanished between readdir and stat
-                if stat.S_ISREG(info.st_mode):
-                    entries.append(Entry(item.name, info.st_size, int(info.st_mtime)))
-        entries.sort(key=lambda entry: entry.name)
-        return entries
+                    continue           # vanished between readdir and stat
+                rows.append((item.name, None if is_dir else info.st_size, int(info.st_mtime)))
+        rows.sort()
+        return rows
 
-    def open_read(self, name: str) -> Tuple[int, int]:
+    def open_read(self, path: PathArg) -> Tuple[int, int]:
         """Open a regular file: (fd, size). The fd is a snapshot of that inode."""
-        path = self.path_for(name)
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(path, flags, dir_fd=self.dir_fd)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EISDIR,
-                             errno.ENXIO):
-                raise LibraryError(NOT_FOUND, "no such file") from exc
-            if exc.errno == errno.EACCES:
-                raise LibraryError(FORBIDDEN, "permission denied") from exc
-            raise LibraryError(INTERNAL, f"cannot open: {exc.strerror}") from exc
+        with self.locate(path) as place:
+            try:
+                fd = os.open(place.name, READ_FLAGS, dir_fd=place.parent)
+            except OSError as exc:
+                if exc.errno in MISSING:
+                    raise LibraryError(NOT_FOUND, "no such file") from exc
+                raise os_error(exc, "cannot open") from exc
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
@@ -128,8 +184,8 @@ class Library:
         os.set_blocking(fd, True)
         return fd, info.st_size
 
-    def hash(self, name: str) -> Tuple[int, str]:
-        fd, size = self.open_read(name)
+    def hash(self, path: PathArg) -> Tuple[int, str]:
+        fd, size = self.open_read(path)
         with os.fdopen(fd, "rb", buffering=0) as handle:
             digest = hashlib.sha256()
             remaining = size   # hash the snapshot size, even if the file grows
@@ -141,19 +197,16 @@ class Library:
                 remaining -= len(chunk)
         return size, digest.hexdigest()
 
-    def exists(self, name: str) -> bool:
-        try:
-            os.stat(self.path_for(name), dir_fd=self.dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return False
-        return True
+    # -- writing -----------------------------------------------------------------------
 
-    # -- writing -------------------------------------------------------------
-
-    def check_upload(self, name: str, size: int) -> None:
-        """Refuse before any byte is sent: 403 exists, 413 too big, 507 no room."""
-        self.path_for(name)
-        if not self.overwrite and self.exists(name):
+    def check_upload(self, path: PathArg, size: int) -> None:
+        """Refuse before any byte is sent: 404 no parent, 409 a directory,
+        403 exists (overwrite off), 413 too big, 507 no room."""
+        with self.locate(path) as place:
+            info = _lstat_or_none(place)
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise LibraryError(CONFLICT, "a directory of that name exists")
+        if info is not None and not self.overwrite:
             raise LibraryError(FORBIDDEN, "file exists and overwrite is disabled")
         if self.max_file_size and size > self.max_file_size:
             raise LibraryError(TOO_LARGE, f"file larger than {self.max_file_size} bytes")
@@ -164,117 +217,146 @@ class Library:
         info = os.statvfs(self.dir_fd)
         return info.f_bavail * info.f_frsize - self.min_free_space
 
-    def begin_upload(self, name: str, session_pid: Optional[int] = None) -> "Upload":
-        return Upload(self, self.path_for(name), session_pid or os.getpid())
+    def begin_upload(self, path: PathArg, session_pid: Optional[int] = None,
+                     mtime: Optional[int] = None) -> Upload:
+        return Upload(self, self.parts(path), session_pid or os.getpid(), mtime)
 
-    # -- housekeeping ----------------------------------------------------------
+    def mkdir(self, path: PathArg) -> None:
+        """One directory; its parent must exist (404), the path must not (409)."""
+        with self.locate(path) as place:
+            try:
+                os.mkdir(place.name, DIR_MODE, dir_fd=place.parent)
+            except FileExistsError as exc:
+                raise LibraryError(CONFLICT, "exists already") from exc
+            except OSError as exc:
+                raise os_error(exc, "cannot make directory") from exc
+            self.sync(place.parent)
 
-    def is_own_stale_temp(self, filename: str, alive: Callable[[int], bool]) -> bool:
-        match = TEMP_PATTERN.match(filename)
-        if not match or match.group("host") != node_host():
-            return False
-        node = int(match.group("node"))
-        return node == self.node_pid or not alive(node)
+    def delete(self, path: PathArg) -> None:
+        """A file, or an empty directory (409 otherwise)."""
+        self.refuse_changes("deleted")
+        with self.locate(path) as place:
+            info = _lstat(place)
+            try:
+                if stat.S_ISDIR(info.st_mode):
+                    os.rmdir(place.name, dir_fd=place.parent)
+                elif stat.S_ISREG(info.st_mode):
+                    os.unlink(place.name, dir_fd=place.parent)
+                else:
+                    raise LibraryError(NOT_FOUND, "no such file or directory")
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise LibraryError(CONFLICT, "directory not empty") from exc
+                raise os_error(exc, "cannot delete") from exc
+            self.sync(place.parent)
+
+    def rename(self, source: PathArg, target: PathArg) -> None:
+        """Move a file or directory in one rename(2). A file may replace a
+        file; nothing replaces a directory, and a directory replaces nothing."""
+        self.refuse_changes("renamed")
+        with self.locate(source) as origin, self.locate(target) as place:
+            info = _lstat(origin)
+            try:
+                if stat.S_ISDIR(info.st_mode):
+                    _rename_noreplace(origin, place)
+                elif stat.S_ISREG(info.st_mode):
+                    os.rename(origin.name, place.name, src_dir_fd=origin.parent,
+                              dst_dir_fd=place.parent)
+                else:
+                    raise LibraryError(NOT_FOUND, "no such file or directory")
+            except OSError as exc:
+                raise _rename_error(exc) from exc
+            self.sync(place.parent)
+            self.sync(origin.parent)
+
+    def refuse_changes(self, what: str) -> None:
+        if not self.overwrite:
+            raise LibraryError(FORBIDDEN, f"overwrite is disabled: nothing stored may be {what}")
+
+    def sync(self, dir_fd: int) -> None:
+        if self.fsync:
+            os.fsync(dir_fd)
+
+    # -- housekeeping ------------------------------------------------------------------
 
     def cleanup_temps(self, alive: Callable[[int], bool] = pid_alive) -> List[str]:
-        """Remove temps that a dead node of this host left; nothing else."""
-        removed = []
-        for filename in os.listdir(self.dir_fd):
-            if self.is_own_stale_temp(filename, alive):
-                self._unlink_quietly(filename)
-                removed.append(filename)
-        return removed
+        """Remove temps that a dead node of this host left, anywhere in the tree."""
+        return temps.sweep(self.dir_fd, temps.stale_for_node(self.node_pid, alive))
 
     def remove_session_temps(self, session_pid: int) -> List[str]:
         """After a session died without cleaning up, drop its temps."""
-        marker = f"~{self.node_pid}~{session_pid}~"
-        removed = []
-        for filename in os.listdir(self.dir_fd):
-            if TEMP_PATTERN.match(filename) and marker in filename:
-                self._unlink_quietly(filename)
-                removed.append(filename)
-        return removed
-
-    def _unlink_quietly(self, filename: str) -> None:
-        try:
-            os.unlink(filename, dir_fd=self.dir_fd)
-        except FileNotFoundError:
-            pass
+        return temps.sweep(self.dir_fd, temps.of_session(self.node_pid, session_pid))
 
 
-class Upload:
-    """One upload in progress: hidden temp file + running SHA-256."""
+# -- steps relative to a directory fd ------------------------------------------------
 
-    def __init__(self, library: Library, target: str, session_pid: int):
-        self.library = library
-        self.target = target
-        self.temp = temp_name(library.node_pid, session_pid)
-        self.digest = OverlappedSha256()   # hashes chunk k while k+1 arrives
-        self.size = 0
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        try:
-            self.fd = os.open(self.temp, flags, 0o644, dir_fd=library.dir_fd)
-        except OSError as exc:
-            raise _write_error(exc) from exc
-
-    def write(self, chunk: memoryview) -> None:
-        self.digest.update(chunk)
-        try:
-            while chunk:
-                written = os.write(self.fd, chunk)
-                chunk = chunk[written:]
-                self.size += written
-        except OSError as exc:
-            raise _write_error(exc) from exc
-
-    def commit(self, expected_digest: Optional[str]) -> str:
-        """Verify, make durable, move into place. Returns the hex digest."""
-        actual = self.digest.hexdigest()
-        self.digest.close()
-        if expected_digest is not None and expected_digest != actual:
-            raise LibraryError(DIGEST_MISMATCH, "sha256 mismatch, nothing stored")
-        lib = self.library
-        try:
-            if lib.fsync:
-                os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            if lib.overwrite:
-                os.rename(self.temp, self.target, src_dir_fd=lib.dir_fd, dst_dir_fd=lib.dir_fd)
-            else:
-                self._link_exclusive()
-            if lib.fsync:
-                os.fsync(lib.dir_fd)
-        except OSError as exc:
-            raise _write_error(exc) from exc
-        return actual
-
-    def _link_exclusive(self) -> None:
-        # link() fails with EEXIST atomically, so two uploads cannot both create.
-        lib = self.library
-        try:
-            os.link(self.temp, self.target, src_dir_fd=lib.dir_fd, dst_dir_fd=lib.dir_fd,
-                    follow_symlinks=False)
-        except FileExistsError as exc:
-            raise LibraryError(FORBIDDEN, "file exists and overwrite is disabled") from exc
-        lib._unlink_quietly(self.temp)
-
-    def abort(self) -> None:
-        """Drop the temp; safe to call more than once and after commit."""
-        self.digest.close()
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.library._unlink_quietly(self.temp)
+def _step(parent: int, name: str, create: bool) -> int:
+    """Open the directory `name` below `parent` (closing `parent`), never through a symlink."""
+    try:
+        if create:
+            _mkdir_quietly(Place(parent, name))
+        return os.open(name, DIR_FLAGS, dir_fd=parent)
+    except LibraryError:
+        raise
+    except OSError as exc:
+        raise os_error(exc, "cannot open directory") from exc
+    finally:
+        os.close(parent)
 
 
-def _write_error(exc: OSError) -> LibraryError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return LibraryError(NO_SPACE, "not enough free space, nothing stored")
-    if exc.errno == errno.EFBIG:
-        return LibraryError(TOO_LARGE, "file too large")
-    if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
-        return LibraryError(FORBIDDEN, "a non-file of that name is in the way")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LibraryError(FORBIDDEN, f"cannot write: {exc.strerror}")
-    return LibraryError(INTERNAL, f"cannot store: {exc.strerror}")
+def _mkdir_quietly(place: Place) -> None:
+    try:
+        os.mkdir(place.name, DIR_MODE, dir_fd=place.parent)
+    except FileExistsError:
+        pass                    # a directory (fine) or something else (open says 404)
+    except OSError as exc:
+        raise os_error(exc, "cannot make directory") from exc
+
+
+def _open_dir(place: Place) -> int:
+    try:
+        return os.open(place.name, DIR_FLAGS, dir_fd=place.parent)
+    except OSError as exc:
+        raise os_error(exc, "cannot open directory") from exc
+
+
+def _lstat_or_none(place: Place) -> Optional[os.stat_result]:
+    try:
+        return os.stat(place.name, dir_fd=place.parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise os_error(exc, "cannot look up") from exc
+
+
+def _lstat(place: Place) -> os.stat_result:
+    info = _lstat_or_none(place)
+    if info is None:
+        raise LibraryError(NOT_FOUND, "no such file or directory")
+    return info
+
+
+def _rename_noreplace(origin: Place, target: Place) -> None:
+    """rename(2) that fails with EEXIST rather than replace an empty directory."""
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(origin.parent, os.fsencode(origin.name), target.parent,
+                      os.fsencode(target.name), RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(code, os.strerror(code))
+    # No RENAME_NOREPLACE here (or it was a move into itself, which the plain
+    # rename below reports again): check, then rename.
+    if _lstat_or_none(target) is not None:
+        raise FileExistsError(errno.EEXIST, "exists")
+    os.rename(origin.name, target.name, src_dir_fd=origin.parent, dst_dir_fd=target.parent)
+
+
+def _rename_error(exc: OSError) -> LibraryError:
+    # The parents are already resolved, so ENOTDIR here means a directory
+    # would land on a file, not that a path is missing.
+    if exc.errno == errno.EINVAL:
+        return LibraryError(CONFLICT, "cannot move a directory into itself")
+    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+        return LibraryError(CONFLICT, "the target exists and cannot be replaced")
+    return os_error(exc, "cannot rename")

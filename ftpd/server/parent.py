@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Callable, Dict, List, Optional
 
 from ftpd.server import listeners as listen_mod
-from ftpd.server import proxy
+from ftpd.server import proxy, titles
 from ftpd.config import Config, ConfigError
 from ftpd.server.child import Peer, SessionStart, refuse
 from ftpd.server.guard import Guard
@@ -87,7 +87,8 @@ def open_library(config: Config) -> Library:
     os.makedirs(config.server.root, exist_ok=True)
     files = config.files
     return Library(config.server.root, fsync=files.fsync, overwrite=files.overwrite,
-                   max_file_size=files.max_file_size, min_free_space=files.min_free_space)
+                   max_file_size=files.max_file_size, min_free_space=files.min_free_space,
+                   max_depth=files.max_depth, max_entries=files.max_entries_per_listing)
 
 
 def _noop_handler(signum: int, frame: Optional[FrameType]) -> None:
@@ -141,7 +142,7 @@ class Server:
         self.guard.announce()
         for caveat in self.spawner.caveats(self.guard):
             log.warning("%s", caveat)
-        self.title(f"ftpd: master {self.listen_text()}")
+        self.title(titles.master(self.listen_text()))
         log.info("ftpd serving %s on %s (max %d clients)", self.library.root,
                  self.listen_text(), self.config.server.max_clients)
 

@@ -2,7 +2,9 @@
 
 Knows nothing of forking or signals: whoever starts it hands it a socket,
 the settings, the library and a `stop` object (fileno() + is_set()) that
-tells it the server is draining.
+tells it the server is draining. The session sees the library through a
+view rooted at its home: `[access] anonymous_home` until a login, then the
+account's home (made at the first login when missing).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
 
 from ftpd import __version__, protocol
-from ftpd.server import logs
+from ftpd.server import logs, requests
+from ftpd.server.requests import STREAMED
+from ftpd.config import Config
 from ftpd.server.library import Library, LibraryError
-from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, TIMEOUT,
-                           UNAVAILABLE, ProtocolError)
+from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, INTERNAL,
+                           TIMEOUT, UNAVAILABLE, ProtocolError)
 from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTimeout
 
 log = logging.getLogger("ftpd.session")
@@ -28,7 +32,10 @@ ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
 LINGER_SECONDS = 1.0      # how long a closing session drains the client's input
 LINGER_READS = 16
 SENDFILE_STEP = 1 << 20   # sendfile in steps so the process title shows progress
-Authenticator = Callable[[str, str], Optional[str]]   # -> access level or None
+LISTING_BATCH = 512       # listing rows formatted and sent per write
+# user, password -> (access level, home below the library) or None
+Authenticator = Callable[[str, str], Optional[Tuple[str, str]]]
+Path = Tuple[str, ...]
 
 
 GREETING = protocol.ok(protocol.PROTOCOL, f"ftpd {__version__} ready")
@@ -47,30 +54,8 @@ class Command:
     needs: Optional[str]          # access level the command requires
 
 
-def _no_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return ()
-
-
-def _name_arg(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return (protocol.decode_name(args[0]),)
-
-
-def _get_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    offset = protocol.parse_number(args[1]) if len(args) > 1 else 0
-    return protocol.decode_name(args[0]), offset
-
-
-def _put_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    digest = protocol.parse_digest(args[2]) if len(args) > 2 else None
-    return protocol.decode_name(args[0]), protocol.parse_number(args[1]), digest
-
-
-def _auth_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
-    return protocol.decode_text(args[0]), protocol.decode_text(args[1])
-
-
 class Session:
-    def __init__(self, sock: socket.socket, peer: str, settings: Any, library: Library,
+    def __init__(self, sock: socket.socket, peer: str, settings: Config, library: Library,
                  stop: Any, authenticate: Optional[Authenticator] = None,
                  report: Callable[[str], None] = lambda state: None):
         self.sock = sock
@@ -87,6 +72,29 @@ class Session:
         self.bytes_in = 0
         self.bytes_out = 0
         self.shown_percent = -1
+        self.files: Optional[Library] = None      # the view rooted at this session's home
+        if self.access != "none":
+            self.files = self.open_home(settings.access.anonymous_home)
+
+    @property
+    def tree(self) -> Library:
+        if self.files is None:
+            raise LibraryError(INTERNAL, "home directory unavailable")
+        return self.files
+
+    @property
+    def home(self) -> str:
+        """The session's root below the library: "" (all of it), "users/alice"."""
+        return "/".join(self.files.home) if self.files else ""
+
+    def open_home(self, home: str, who: str = "anonymous") -> Optional[Library]:
+        """A view of the library at `home`, made if missing (as the session's
+        own user: a forked session is already confined); None if impossible."""
+        try:
+            return self.library.view(home, create=True)
+        except LibraryError as exc:
+            log.error("home /%s unavailable for %s: %s", home, who, exc.text)
+            return None
 
     @property
     def who(self) -> str:
@@ -106,6 +114,8 @@ class Session:
         except (StreamClosed, StreamTimeout):
             pass   # the client went away or stopped reading our replies
         finally:
+            if self.files is not None:
+                self.files.close()
             log.info("session end %s user=%s duration=%.3fs in=%d out=%d", self.peer,
                      self.who, time.monotonic() - started, self.bytes_in, self.bytes_out)
 
@@ -166,7 +176,7 @@ class Session:
     def send(self, data: bytes) -> None:
         self.stream.send(data, self.settings.server.data_timeout)
 
-    def close_with(self, code: int, text: str) -> None:
+    def close_with(self, code: int, text: str) -> NoReturn:
         try:
             self.send(protocol.err(code, text))
         finally:
@@ -174,15 +184,21 @@ class Session:
 
     # -- commands --------------------------------------------------------------
 
-    def do_list(self) -> None:
-        entries = self.library.list()
-        lines = [protocol.ok(len(entries))]
-        lines += [protocol.format_entry(e.size, e.mtime, e.name) for e in entries]
-        self.send(b"".join(lines))
+    def do_list(self, path: Path) -> None:
+        count, rows = self.tree.list(path)
+        self.send(protocol.ok(count))
+        batch = []
+        for row in rows:
+            batch.append(protocol.format_row(*row))
+            if len(batch) == LISTING_BATCH:
+                self.send(b"".join(batch))
+                batch = []
+        if batch:
+            self.send(b"".join(batch))
 
-    def do_hash(self, name: str) -> None:
-        self.report(f"H {protocol.encode_name(name)}")
-        size, digest = self.library.hash(name)
+    def do_hash(self, path: Path) -> None:
+        self.report(f"H {protocol.encode_path(path)}")
+        size, digest = self.tree.hash(path)
         self.send(protocol.ok(size, digest))
 
     def do_quit(self) -> None:
@@ -190,11 +206,17 @@ class Session:
         raise CloseSession()
 
     def do_auth(self, user: str, password: str) -> None:
-        access = self.authenticate(user, password) if self.authenticate else None
-        if access is None:
+        login = self.authenticate(user, password) if self.authenticate else None
+        if login is None:
             self.login_failed(user)
-        self.user, self.access = user, access
-        log.info("login %s from %s", user, self.peer)
+        access, home = login
+        files = self.open_home(home, user)
+        if files is None:
+            raise LibraryError(INTERNAL, "cannot open your home directory")
+        if self.files is not None:
+            self.files.close()
+        self.user, self.access, self.files = user, access, files
+        log.info("login %s from %s home /%s", user, self.peer, home)
         self.send(protocol.ok(protocol.encode_text(user)))
 
     def login_failed(self, user: str) -> None:
@@ -213,20 +235,20 @@ class Session:
             raise ProtocolError(UNAVAILABLE, "too many failed logins")
         raise ProtocolError(AUTH_REQUIRED, "login failed")
 
-    def do_get(self, name: str, offset: int) -> None:
-        fd, size = self.library.open_read(name)
+    def do_get(self, path: Path, offset: int) -> None:
+        fd, size = self.tree.open_read(path)
         with os.fdopen(fd, "rb", buffering=0) as handle:
             if offset > size:
                 raise ProtocolError(BAD_OFFSET, f"offset beyond end of file ({size} bytes)")
             count = size - offset
             self.send(protocol.ok(count))
             started = time.monotonic()
-            sent, failure = self._send_range(handle, name, offset, count)
-        self.log_transfer("G", name, sent, started, None, failure or "ok")
+            sent, failure = self._send_range(handle, path, offset, count)
+        self.log_transfer("G", path, sent, started, None, failure or "ok")
         if failure:   # the client must see a cut, never a short file
             raise CloseSession()
 
-    def _send_range(self, handle: Any, name: str, offset: int,
+    def _send_range(self, handle: Any, path: Path, offset: int,
                     count: int) -> Tuple[int, Optional[str]]:
         """sendfile `count` bytes, in steps that move the title's percentage;
         (bytes sent, failure or None)."""
@@ -236,9 +258,9 @@ class Session:
             nonlocal sent
             self.bytes_out += total - sent
             sent = total
-            self.progress("G", name, sent, count)
+            self.progress("G", path, sent, count)
 
-        self.progress("G", name, 0, count)
+        self.progress("G", path, 0, count)
         try:
             done = self.stream.sendfile(handle, offset, count,
                                         self.settings.server.data_timeout, advance,
@@ -249,41 +271,53 @@ class Session:
             return done, "failed: short file"      # it shrank under us
         return done, None
 
-    def do_put(self, name: str, size: int, expected: Optional[str]) -> None:
-        self.library.check_upload(name, size)
-        upload = self.library.begin_upload(name)
+    def do_put(self, path: Path, size: int, expected: Optional[str],
+               mtime: Optional[int]) -> None:
+        self.tree.check_upload(path, size)
+        upload = self.tree.begin_upload(path, mtime=mtime)
         started = time.monotonic()
         try:
             self.send(protocol.ok("ready"))
-            failure = self._receive_into(upload, name, size)
-            if failure is None:
-                digest = upload.commit(expected)
-                self.log_transfer("P", name, size, started, digest, "ok")
-                self.send(protocol.ok(size, digest))
-                return
-            raise failure
+            failure = self._receive_into(upload, path, size)
+            if expected == STREAMED:
+                expected = self._trailing_digest()   # read even after a failure: stay in step
+            if failure is not None:
+                raise failure
+            digest = upload.commit(expected)
+            self.log_transfer("P", path, size, started, digest, "ok")
+            self.send(protocol.ok(size, digest))
         except LibraryError as exc:
-            self.log_transfer("P", name, upload.size, started, None, f"failed: {exc.text}")
+            self.log_transfer("P", path, upload.size, started, None, f"failed: {exc.text}")
             raise
-        except StreamTimeout as exc:
-            self.log_transfer("P", name, upload.size, started, None, "failed: stalled")
+        except StreamTimeout:
+            self.log_transfer("P", path, upload.size, started, None, "failed: stalled")
             self.close_with(TIMEOUT, "data timeout")
         except StreamClosed as exc:
-            self.log_transfer("P", name, upload.size, started, None, f"failed: {exc}")
+            self.log_transfer("P", path, upload.size, started, None, f"failed: {exc}")
             raise CloseSession() from exc
         finally:
             upload.abort()
 
-    def _receive_into(self, upload: Any, name: str, size: int) -> Optional[LibraryError]:
+    def _trailing_digest(self) -> str:
+        """`P path size -`: the digest arrives as one line after the bytes."""
+        try:
+            line = self.stream.read_line(self.settings.server.data_timeout)
+            return protocol.parse_digest(protocol.strip_eol(line))
+        except LineTooLong:
+            self.close_with(BAD_REQUEST, "line too long")
+        except ProtocolError as exc:
+            raise LibraryError(BAD_REQUEST, "bad sha256 digest line, nothing stored") from exc
+
+    def _receive_into(self, upload: Any, path: Path, size: int) -> Optional[LibraryError]:
         """Read all `size` bytes; after a write error keep draining, so the
         session stays in step with the client, and return that error."""
         failure = None
         done = 0
-        self.progress("P", name, 0, size)
+        self.progress("P", path, 0, size)
         for chunk in self.stream.iter_exact(size, self.settings.server.data_timeout):
             self.bytes_in += len(chunk)
             done += len(chunk)
-            self.progress("P", name, done, size)
+            self.progress("P", path, done, size)
             if failure is None:
                 try:
                     upload.write(chunk)
@@ -292,27 +326,57 @@ class Session:
                     upload.abort()
         return failure
 
-    def progress(self, verb: str, name: str, done: int, total: int) -> None:
-        """Report `verb name NN%` whenever the whole percentage changes."""
+    # -- the tree: M, D, R -------------------------------------------------------------
+
+    def do_mkdir(self, path: Path) -> None:
+        self._change("M", path, lambda: self.tree.mkdir(path))
+
+    def do_delete(self, path: Path) -> None:
+        self._change("D", path, lambda: self.tree.delete(path))
+
+    def do_rename(self, source: Path, target: Path) -> None:
+        self._change("R", source, lambda: self.tree.rename(source, target), target)
+
+    def _change(self, verb: str, path: Path, act: Callable[[], None],
+                target: Optional[Path] = None) -> None:
+        """Run one change of the tree and log it like a transfer."""
+        self.report(f"{verb} {protocol.encode_path(path)}")
+        started = time.monotonic()
+        try:
+            act()
+        except LibraryError as exc:
+            self.log_transfer(verb, path, 0, started, None, f"failed: {exc.text}")
+            raise
+        moved = "" if target is None else \
+            f" -> {protocol.encode_name(self.tree.shown(target))}"
+        self.log_transfer(verb, path, 0, started, None, "ok" + moved)
+        self.send(protocol.ok())
+
+    def progress(self, verb: str, path: Path, done: int, total: int) -> None:
+        """Report `verb path NN%` whenever the whole percentage changes."""
         percent = done * 100 // total if total else 100
         if done == 0:
             self.shown_percent = -1
         if percent != self.shown_percent:
             self.shown_percent = percent
-            self.report(f"{verb} {protocol.encode_name(name)} {percent}%")
+            self.report(f"{verb} {protocol.encode_path(path)} {percent}%")
 
-    def log_transfer(self, verb: str, name: str, size: int, started: float,
+    def log_transfer(self, verb: str, path: Path, size: int, started: float,
                      digest: Optional[str], result: str) -> None:
-        logs.log_transfer(self.peer, self.who, verb, name, size,
+        """One line per transfer or change; the path as seen from the library root."""
+        logs.log_transfer(self.peer, self.who, verb, self.tree.shown(path), size,
                           time.monotonic() - started, digest, result)
 
 
 # The one dispatch table: verb -> (parse fields, handler, arity, access needed).
 COMMANDS: Dict[str, Command] = {
-    "L": Command(_no_args, Session.do_list, 0, 0, "read"),
-    "G": Command(_get_args, Session.do_get, 1, 2, "read"),
-    "P": Command(_put_args, Session.do_put, 2, 3, "write"),
-    "H": Command(_name_arg, Session.do_hash, 1, 1, "read"),
-    "A": Command(_auth_args, Session.do_auth, 2, 2, None),
-    "Q": Command(_no_args, Session.do_quit, 0, 0, None),
+    "L": Command(requests.optional_path, Session.do_list, 0, 1, "read"),
+    "G": Command(requests.get_args, Session.do_get, 1, 2, "read"),
+    "H": Command(requests.path_arg, Session.do_hash, 1, 1, "read"),
+    "P": Command(requests.put_args, Session.do_put, 2, 4, "write"),
+    "M": Command(requests.path_arg, Session.do_mkdir, 1, 1, "write"),
+    "D": Command(requests.path_arg, Session.do_delete, 1, 1, "write"),
+    "R": Command(requests.two_paths, Session.do_rename, 2, 2, "write"),
+    "A": Command(requests.auth_args, Session.do_auth, 2, 2, None),
+    "Q": Command(requests.no_args, Session.do_quit, 0, 0, None),
 }

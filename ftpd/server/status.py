@@ -2,29 +2,23 @@
 
 The server is found through `[server] pidfile`, else through the process
 listening on a configured address. Each session retitles itself
-(setproctitle), and that title is all this module reads:
-
-    ftpd: master 127.0.0.1:8021
-    ftpd: 10.0.0.7:51234 anonymous: G backup.tar 41% (1048576 bytes)
+(setproctitle), and that title, in the format of ftpd.server.titles, is all
+this module reads.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, List, Optional, Tuple
 
 import psutil
 
-from ftpd.server import daemon
+from ftpd.server import daemon, titles
 from ftpd import protocol
 from ftpd.server.daemon import NotRunning
 
-SESSION_TITLE = re.compile(
-    r"\Aftpd: (?P<client>\S+) (?P<user>\S+): (?P<state>.*?)(?: \((?P<bytes>\d+) bytes\))?\Z")
-MASTER_TITLE = re.compile(r"\Aftpd: master (?P<listen>\S+)")
 WILDCARD = ("", "*", "0.0.0.0", "::")
 
 
@@ -33,6 +27,7 @@ class SessionInfo:
     pid: int
     client: str
     user: str
+    home: str
     state: str
     bytes: int
     age: float
@@ -86,24 +81,20 @@ def parse_session(proc: psutil.Process, now: float) -> Optional[SessionInfo]:
             return None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    match = SESSION_TITLE.match(title)
-    if match is None or match["client"] == "master":
-        return SessionInfo(proc.pid, "-", "-", "starting", 0, now - started)
-    try:
-        user = protocol.decode_text(match["user"].encode())
-    except protocol.ProtocolError:
-        user = match["user"]
-    return SessionInfo(proc.pid, match["client"], user, match["state"],
-                       int(match["bytes"] or 0), now - started)
+    parsed = titles.parse_session(title)
+    if parsed is None:
+        return SessionInfo(proc.pid, "-", "-", "-", "starting", 0, now - started)
+    return SessionInfo(proc.pid, parsed.client, parsed.user, parsed.home, parsed.state,
+                       parsed.bytes, now - started)
 
 
 def collect(server: psutil.Process) -> ServerInfo:
     now = time.time()
-    master = MASTER_TITLE.match(title_of(server))
+    listen = titles.parse_master(title_of(server))
     sessions = [info for info in (parse_session(child, now) for child in server.children())
                 if info is not None]
     sessions.sort(key=lambda info: info.pid)
-    return ServerInfo(server.pid, master["listen"] if master else "-",
+    return ServerInfo(server.pid, listen or "-",
                       now - server.create_time(), tuple(sessions))
 
 
@@ -122,13 +113,13 @@ def render(info: ServerInfo) -> str:
     lines = [f"ftpd running: pid {info.pid}, listening on {info.listen}, "
              f"up {format_age(info.age)}, {len(info.sessions)} session(s)"]
     if info.sessions:
-        rows = [("PID", "CLIENT", "USER", "STATE", "BYTES", "AGE")]
-        rows += [(str(s.pid), s.client, s.user, s.state, str(s.bytes), format_age(s.age))
-                 for s in info.sessions]
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rows = [("PID", "CLIENT", "USER", "HOME", "STATE", "BYTES", "AGE")]
+        rows += [(str(s.pid), s.client, s.user, s.home, s.state, str(s.bytes),
+                  format_age(s.age)) for s in info.sessions]
+        widths = [max(len(row[i]) for row in rows) for i in range(6)]
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-            lines.append("  ".join(cells + [row[5]]))
+            lines.append("  ".join(cells + [row[6]]))
     return "\n".join(lines)
 
 

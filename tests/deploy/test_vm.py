@@ -95,9 +95,9 @@ def test_host_reaches_guest_over_forwarded_port(guest):
             assert raw.ask("L").startswith("ERR 401 ")
             assert raw.ask("A alice guide-pw") == "OK alice"
         count = int(raw.ask("L").split()[1])
-        for _ in range(count):                   # <size> <mtime> <name>
+        for _ in range(count):                   # <size> <mtime> <name>, or - <mtime> <dir>/
             size, mtime, name = raw.line().split(" ")
-            assert size.isdigit() and mtime.isdigit() and name
+            assert (size.isdigit() or size == "-" and name.endswith("/")) and mtime.isdigit()
         assert raw.ask("Q") == "OK bye"
     finally:
         raw.close()
@@ -155,6 +155,35 @@ def test_several_clients_at_once(guest, scratch):
     # The files really are in the guest's library, owned by the sessions' user.
     owners = guest.run(f"stat -c %U {library_root()}/client*").out.split()
     assert owners == [guide_config().get("server", "user", fallback="root")] * len(sizes)
+
+
+def test_a_file_in_a_sub_directory_is_stored_moved_and_deleted(guest, scratch):
+    make_writable(guest, scratch)
+    data = b"kept in a tree\n"
+    digest = hashlib.sha256(data).hexdigest()
+    root = library_root()
+    raw = RawSession(guest.port)
+    try:
+        raw.line()
+        assert raw.ask("M tree") == "OK"
+        assert raw.ask("M tree/sub") == "OK"
+        assert raw.ask(f"P tree/sub/a%20file.txt {len(data)} {digest}") == "OK ready"
+        raw.sock.sendall(data)
+        assert raw.line() == f"OK {len(data)} {digest}"
+        assert guest.run(f"cat '{root}/tree/sub/a file.txt'").out == data.decode()
+        assert raw.ask("M tree/old") == "OK"
+        assert raw.ask("R tree/sub/a%20file.txt tree/old/moved.txt") == "OK"
+        assert raw.ask("L tree/old") == "OK 1"
+        row = raw.line()
+        assert row.startswith(f"{len(data)} ") and row.endswith(" moved.txt"), row
+        assert raw.ask("L tree/sub") == "OK 0"
+        assert raw.ask("H tree/old/moved.txt") == f"OK {len(data)} {digest}"
+        for path in ("tree/old/moved.txt", "tree/old", "tree/sub", "tree"):
+            assert raw.ask(f"D {path}") == "OK", path
+        assert raw.ask("Q") == "OK bye"
+    finally:
+        raw.close()
+    assert guest.run(f"test -e {root}/tree", check=False).rc != 0
 
 
 def test_ftpc_cli_against_guest(guest, scratch):
@@ -292,7 +321,7 @@ def test_stop_while_a_transfer_runs(guest, scratch):
         assert sink.started.wait(60), "the download never started"
         # The guide's "who is connected": the download shows, still running.
         status = guest.run("ftpd -c /etc/ftpd/ftpd.conf status").out
-        assert re.search(r"10\.0\.2\.2:\d+ +anonymous +G big\.bin", status), status
+        assert re.search(r"10\.0\.2\.2:\d+ +anonymous +/ +G big\.bin", status), status
         since = guest_clock(guest)
         stop = guest.run("systemctl stop ftpd.service", timeout=90, check=False)
     finally:
