@@ -21,13 +21,13 @@ import select
 import socket
 import ssl
 from typing import (Any, BinaryIO, Callable, Iterable, Iterator, List, Literal, Optional,
-                    Sequence, Tuple, Union)
+                    Protocol, Sequence, Tuple, Union)
 
 from ftpd import protocol
 from ftpd.client_errors import (ClientError, ConnectionLost, IntegrityError, LocalError,
                                 ProtocolViolation, ServerError)
-from ftpd.client_local import (Discard, Hashing, measure, open_destination, prefix_digest,
-                               unlink_quietly)
+from ftpd.client_local import Discard, Hashing, measure, open_destination, prefix_digest
+from ftpd.fileutil import unlink_quietly
 from ftpd.filehash import ReadAheadHasher
 from ftpd.protocol import DEFAULT_PORT, Entry, ProtocolError
 from ftpd.stream import LineTooLong, Stream, StreamClosed, StreamTimeout
@@ -36,6 +36,12 @@ __all__ = ["Client", "ClientError", "ConnectionLost", "DigestMode", "Entry", "Se
            "join_path", "parse_hostport"]
 
 Progress = Optional[Callable[[int], None]]
+
+
+class Writer(Protocol):
+    """Where received bytes go: a binary file, or anything with write()."""
+
+    def write(self, data: "bytes | memoryview", /) -> Any: ...
 # A whole reply line: anything else where a reply is due means we are out of
 # step (or not talking to FTPD/1), and the connection cannot be trusted.
 _REPLY_LINE = re.compile(rb"\A(?:OK(?: [^\n]*)?|ERR [0-9]{3}(?: [^\n]*)?)\n\Z")
@@ -427,7 +433,7 @@ class Client:
         except ServerError:
             pass
 
-    def receive(self, handle: BinaryIO, count: int, progress: Progress = None) -> None:
+    def receive(self, handle: Writer, count: int, progress: Progress = None) -> None:
         """Read exactly `count` file bytes into anything with write().
 
         If anything fails before they all arrived (the connection, a local

@@ -13,16 +13,7 @@ import secrets
 from typing import Any, BinaryIO, Optional, Tuple
 
 from ftpd.client_errors import LocalError
-
-HASH_CHUNK = 1 << 20
-
-
-def digest_loop(handle: BinaryIO) -> str:
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
+from ftpd.fileutil import ShortRead, sha256_run
 
 class Hashing:
     """A write() target that also feeds a digest."""
@@ -62,19 +53,14 @@ def open_destination(path: str, offset: int) -> Tuple[BinaryIO, Optional[str]]:
 
 def prefix_digest(handle: BinaryIO, offset: int) -> Any:
     """SHA-256 state over the first `offset` bytes of `handle`, left at `offset`."""
-    digest = hashlib.sha256()
     if not offset:
-        return digest
+        return hashlib.sha256()
     try:
         handle.seek(0)
-        remaining = offset
-        while remaining:
-            chunk = handle.read(min(remaining, HASH_CHUNK))
-            if not chunk:
-                raise LocalError(f"the partial file is shorter than offset {offset}")
-            digest.update(chunk)
-            remaining -= len(chunk)
+        digest = sha256_run(handle, offset)
         handle.seek(offset)
+    except ShortRead:
+        raise LocalError(f"the partial file is shorter than offset {offset}") from None
     except (OSError, ValueError) as exc:      # io.UnsupportedOperation is both
         raise LocalError("verifying a resumed download needs the partial file readable "
                          f"and seekable (open it 'r+b', or pass verify=False): {exc}") from exc
@@ -87,16 +73,10 @@ def measure(handle: BinaryIO, with_digest: bool) -> Tuple[int, int, Optional[str
         start = handle.tell()
         size = handle.seek(0, os.SEEK_END) - start
         handle.seek(start)
-        digest = digest_loop(handle) if with_digest else None
+        digest = sha256_run(handle).hexdigest() if with_digest else None
         handle.seek(start)      # TLS sendfile reads from the file position
     except (OSError, ValueError) as exc:
         raise LocalError(f"cannot read the upload source: {exc}; it must be a seekable "
                          "binary file") from exc
     return start, size, digest
 
-
-def unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -37,5 +37,5 @@ def run_batch(target: Target, login: Optional[Tuple[str, str]], commands: TextIO
                 break
         return EX_OK
     finally:
-        if shell.connected:
+        if shell.client is not None and shell.connected:
             shell.client.__exit__(None, None, None)

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, Dict, Optional, Sequence, TextIO, Union
+from typing import Callable, Dict, Optional, Sequence, TextIO
 
 from ftpd.protocol import DEFAULT_PORT
 
@@ -130,7 +130,7 @@ def cmd_get(client: Client, args: argparse.Namespace) -> int:
     outcome = download(client, args.name, target, options, progress_factory(args))
     if outcome.already_complete:
         say(args, f"{outcome.path} is already complete ({human_size(outcome.size)}, "
-                  f"sha256 {outcome.sha256[:16]}... verified)")
+                  f"sha256 {(outcome.sha256 or '')[:16]}... verified)")
         return EX_OK
     say(args, transfer_summary("saved", outcome.path, outcome.size, outcome.sha256,
                                outcome.resumed_from))
@@ -205,7 +205,8 @@ def _url_path_as_get(args: argparse.Namespace) -> None:
 def _retryable(exc: Exception) -> bool:
     # A lost connection, or a node that is draining or full: another try
     # (through a load balancer, likely on another node) can succeed.
-    return isinstance(exc, ConnectionLost) or exc.code in (408, 421)
+    return isinstance(exc, ConnectionLost) or (isinstance(exc, ServerError)
+                                               and exc.code in (408, 421))
 
 
 def _before_retry(args: argparse.Namespace, exc: Exception, attempt: int) -> None:

@@ -14,7 +14,7 @@ import shlex
 import sys
 import time
 from types import ModuleType
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
@@ -215,7 +215,7 @@ class Shell(cmd.Cmd):
     def emptyline(self) -> bool:
         return False           # cmd.Cmd would repeat the last command: surprising
 
-    def default(self, line: str) -> bool:
+    def default(self, line: str) -> NoReturn:
         raise UsageError(f"Unknown command {line.split()[0]!r}; type 'help' for the list.")
 
     def do_help(self, arg: str) -> None:

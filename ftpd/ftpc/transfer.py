@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Optional, Tuple
 
 from ftpd import protocol
+from ftpd.fileutil import ShortRead, sha256_run
 from ftpd.client import (Client, ClientError, ConnectionLost, IntegrityError, LocalError,
                          ServerError)
 
@@ -233,17 +234,13 @@ def _open_part(part: str, offset: int) -> BinaryIO:
 
 def _prefix_digest(handle: BinaryIO, offset: int) -> Any:
     """SHA-256 state over the bytes already in the partial file."""
-    digest = hashlib.sha256()
-    if offset:
-        handle.seek(0)
-        remaining = offset
-        while remaining:
-            chunk = handle.read(min(remaining, 1 << 20))
-            if not chunk:
-                raise LocalFileError("the partial file shrank while it was being read")
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest
+    if not offset:
+        return hashlib.sha256()
+    handle.seek(0)
+    try:
+        return sha256_run(handle, offset)
+    except ShortRead:
+        raise LocalFileError("the partial file shrank while it was being read") from None
 
 
 def _commit(part: str, target: str, force: bool) -> None:
@@ -353,7 +350,7 @@ def _spool(source: BinaryIO) -> BinaryIO:
     except OSError as exc:
         spooled.close()
         raise LocalFileError(f"cannot spool standard input: {exc.strerror or exc}") from exc
-    return spooled      # type: ignore[return-value]
+    return spooled
 
 
 def _send(client: Client, handle: BinaryIO, name: str, bar: ProgressFactory) -> Outcome:

@@ -16,7 +16,6 @@ also works after they have chrooted into the library.
 from __future__ import annotations
 
 import base64
-import errno
 import fcntl
 import getpass
 import hashlib
@@ -28,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, TextIO, Tuple
 
-from ftpd import protocol
+from ftpd import fileutil, protocol
 from ftpd.config import ConfigError, home_path
 
 ACCESS = ("read", "write")
@@ -111,7 +110,8 @@ def verify(record: Record, password: str) -> bool:
     return hmac.compare_digest(derive(password, record.salt, record.cost), record.key)
 
 
-_HASH = re.compile(r"\A\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,2})\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)\Z")
+_HASH = re.compile(r"\A\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,2})"
+                   r"\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)\Z")
 
 
 def parse_record(line: str) -> Record:
@@ -319,26 +319,6 @@ class _locked:
 
 
 def write_atomically(path: str, lines: List[str]) -> None:
-    """Temp file (mode 0600 from creation) + fsync + rename + fsync of the directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)         # whatever the umask said
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """The accounts file, replaced whole (mode 0600 from creation)."""
+    fileutil.write_atomically(path, "".join(line + "\n" for line in lines).encode("utf-8"),
+                              0o600)

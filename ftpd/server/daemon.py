@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Callable, List, Optional
 
+from ftpd import fileutil
+
 # python-daemon and psutil are imported where used: the serving parent
 # never needs them, and every session fork copies the parent's page tables,
 # so what the parent has loaded costs on every connection.
@@ -74,30 +76,25 @@ class PidFile:
 
     def claim(self) -> None:
         """Write our pid atomically: a reader sees no file or a whole one."""
-        temp = f"{self.path}.{os.getpid()}.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            with open(fd, "w", encoding="ascii") as handle:
-                os.fchmod(fd, 0o644)      # readable by `ftpd status` whatever the umask
-                handle.write(f"{os.getpid()}\n")
-                handle.flush()
-                os.fsync(fd)
-            try:
-                os.link(temp, self.path)          # fails if one exists
-            except FileExistsError:
-                self.check()
-                log.warning("replacing stale pidfile %s (pid %s)", self.path,
-                            read_pid(self.path))
-                os.replace(temp, self.path)
+            # 0644: readable by `ftpd status` whatever the umask
+            fileutil.write_atomically(self.path, f"{os.getpid()}\n".encode("ascii"), 0o644,
+                                      commit=self._link_or_replace_stale)
         except OSError as exc:
             raise DaemonError(f"cannot write pidfile {self.path}: {exc.strerror}") from exc
-        finally:
-            _unlink_quietly(temp)
         self.claimed = True
+
+    def _link_or_replace_stale(self, temp: str, path: str) -> None:
+        try:
+            os.link(temp, path)          # fails if one exists
+        except FileExistsError:
+            self.check()                 # a live server's pidfile is never replaced
+            log.warning("replacing stale pidfile %s (pid %s)", path, read_pid(path))
+            os.replace(temp, path)
 
     def release(self) -> None:
         if self.claimed and read_pid(self.path) == os.getpid():
-            _unlink_quietly(self.path)
+            fileutil.unlink_quietly(self.path)
         self.claimed = False
 
     def __enter__(self) -> "PidFile":
@@ -106,13 +103,6 @@ class PidFile:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # -- detaching ---------------------------------------------------------------------

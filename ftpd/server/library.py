@@ -20,13 +20,12 @@ import contextlib
 import copy
 import ctypes
 import errno
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ftpd import protocol
+from ftpd import fileutil, protocol
 from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
                            TOO_LARGE)
 from ftpd.server import temps
@@ -187,14 +186,10 @@ class Library:
     def hash(self, path: PathArg) -> Tuple[int, str]:
         fd, size = self.open_read(path)
         with os.fdopen(fd, "rb", buffering=0) as handle:
-            digest = hashlib.sha256()
-            remaining = size   # hash the snapshot size, even if the file grows
-            while remaining:
-                chunk = handle.read(min(READ_CHUNK, remaining))
-                if not chunk:
-                    raise LibraryError(INTERNAL, "file shrank while hashing")
-                digest.update(chunk)
-                remaining -= len(chunk)
+            try:   # the snapshot size, even if the file grows meanwhile
+                digest = fileutil.sha256_run(handle, size)
+            except fileutil.ShortRead:
+                raise LibraryError(INTERNAL, "file shrank while hashing") from None
         return size, digest.hexdigest()
 
     # -- writing -----------------------------------------------------------------------

@@ -219,7 +219,7 @@ class Session:
         log.info("login %s from %s home /%s", user, self.peer, home)
         self.send(protocol.ok(protocol.encode_text(user)))
 
-    def login_failed(self, user: str) -> None:
+    def login_failed(self, user: str) -> NoReturn:
         """Log (fail2ban format, see SECURITY.md), wait, then 401, or 421 at the limit."""
         self.login_failures += 1
         access = self.settings.access

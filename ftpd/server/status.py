@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 import psutil
 
 from ftpd.server import daemon, titles
-from ftpd import protocol
 from ftpd.server.daemon import NotRunning
 
 WILDCARD = ("", "*", "0.0.0.0", "::")
@@ -68,7 +67,7 @@ def _listener_pid(addresses: Iterable[Tuple[str, int]]) -> Optional[int]:
     for conn in connections:
         if conn.status != psutil.CONN_LISTEN or conn.pid is None:
             continue
-        host, port = conn.laddr[0], conn.laddr[1]
+        host, port = tuple(conn.laddr)[:2]
         if any(port == p and (h in WILDCARD or h == host) for h, p in wanted):
             return conn.pid
     return None
@@ -118,7 +117,7 @@ def render(info: ServerInfo) -> str:
                   format_age(s.age)) for s in info.sessions]
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             lines.append("  ".join(cells + [row[6]]))
     return "\n".join(lines)
 

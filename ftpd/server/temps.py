@@ -20,7 +20,7 @@ import secrets
 import socket
 from typing import Callable, List, Tuple
 
-from ftpd import protocol
+from ftpd import fileutil, protocol
 
 TEMP_PREFIX = ".ftpd~"
 TEMP_PATTERN = re.compile(
@@ -97,15 +97,10 @@ def _visit(fd: int, prefix: str, wanted: Callable[[str], bool],
                     if protocol.is_valid_name(item.name):
                         subdirs.append(item.name)
                 elif item.name.startswith(TEMP_PREFIX) and wanted(item.name):
-                    _unlink_quietly(fd, item.name)
+                    fileutil.unlink_quietly(item.name, dir_fd=fd)
                     removed.append(prefix + item.name)
     except OSError:
         pass                # unreadable directory: nothing we could have written there
     return fd, prefix, subdirs
 
 
-def _unlink_quietly(dir_fd: int, name: str) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)      # unlink never follows a symlink
-    except FileNotFoundError:
-        pass
