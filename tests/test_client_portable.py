@@ -97,7 +97,8 @@ def test_ftpc_in_a_process_without_the_posix_names(daemon, tmp_path):
     (daemon.root / "blob.bin").write_bytes(data)
     code = f"import sys; {STRIP}; from ftpd.ftpc.cli import main; sys.exit(main())"
     env = project_env({"HOME": str(tmp_path)})
-    result = subprocess.run([sys.executable, "-c", code, f"127.0.0.1:{daemon.port}", "get", "blob.bin"],
+    address = f"127.0.0.1:{daemon.port}"
+    result = subprocess.run([sys.executable, "-c", code, address, "get", "blob.bin"],
                             cwd=tmp_path, env=env, capture_output=True, timeout=60,
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
