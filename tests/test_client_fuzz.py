@@ -88,7 +88,11 @@ def run_operation(client: Client, operation: str, workdir: Path, plan: Plan) -> 
             size, digest = client.hash(NAME)
             assert size >= 0 and re.fullmatch(r"[0-9a-f]{64}", digest)
         elif operation == "get":
-            count = client.get(NAME, str(workdir / NAME))
+            try:
+                count = client.get(NAME, str(workdir / NAME))
+            except ClientError:
+                assert not (workdir / NAME).exists(), "a failed get left its target"
+                raise
             data = (workdir / NAME).read_bytes()
             assert count == len(data) and (len(data), sha(data).decode()) in announced(plan)
         elif operation == "get-object":
@@ -107,8 +111,6 @@ def run_operation(client: Client, operation: str, workdir: Path, plan: Plan) -> 
             client.quit()
     except ClientError:
         pass
-    assert not (workdir / NAME).exists() or operation == "get" or \
-        (workdir / NAME).stat().st_size >= 0
     leftovers = [p.name for p in workdir.iterdir() if p.name != NAME]
     assert leftovers == [], f"temporary files left by {operation}: {leftovers}"
 
