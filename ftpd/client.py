@@ -46,6 +46,11 @@ class Writer(Protocol):
 # step (or not talking to FTPD/1), and the connection cannot be trusted.
 _REPLY_LINE = re.compile(rb"\A(?:OK(?: [^\n]*)?|ERR [0-9]{3}(?: [^\n]*)?)\n\Z")
 _GREETING = re.compile(rb"\AOK FTPD/1(?: [^\n]*)?\n\Z")
+# The most rows list() accepts: ten times the server's default listing limit
+# ([files] max_entries_per_listing). Rows are parsed one at a time, so memory
+# grows with the rows kept (each name at most 255 bytes), never with a count
+# a server merely announces: OK 10000000 is refused before any row is read.
+MAX_LISTING_ROWS = 1_000_000
 
 # How a put proves its data arrived intact (protocol.md, P): "announce" hashes
 # the file first and sends the digest in the request, "stream" hashes while
@@ -190,10 +195,7 @@ class Client:
         if not _REPLY_LINE.match(line):
             # Never guess: this may be file data, and reading on would let a
             # file's contents pose as replies.
-            self.close()
-            shown = line[:60].decode("utf-8", "replace").strip()
-            raise ProtocolViolation(f"not an FTPD/1 reply: {shown!r}; the connection "
-                                    "was closed")
+            raise self._violation(f"not an FTPD/1 reply: {_shown(line)}")
         try:
             return protocol.parse_reply(line)
         except ProtocolError as exc:
@@ -206,12 +208,34 @@ class Client:
         self._send(_format(verb, *fields))
         return self._reply()
 
+    def _violation(self, what: str) -> ProtocolViolation:
+        """Close (whatever follows cannot be trusted) and say what the server sent."""
+        self.close()
+        return ProtocolViolation(f"the server broke the protocol: {what}; "
+                                 "the connection was closed")
+
     def _numbers(self, fields: List[str], count: int) -> List[int]:
-        if len(fields) < count or not all(f.isdigit() for f in fields[:count]):
-            self.close()
-            raise ProtocolViolation(f"malformed reply fields {fields[:3]!r}; "
-                                    "the connection was closed")
-        return [int(f) for f in fields[:count]]
+        # protocol.parse_number, not int(): ASCII digits only ('²'.isdigit()
+        # is true) and at most 19 of them (int() of 5000 digits raises).
+        try:
+            if len(fields) < count:
+                raise ProtocolError(protocol.BAD_REQUEST, "missing number")
+            return [protocol.parse_number(f.encode("utf-8", "replace")) for f in fields[:count]]
+        except ProtocolError:
+            raise self._violation(f"bad numbers in reply fields {_fields(fields)}") from None
+
+    def _entry(self, line: bytes) -> Entry:
+        try:
+            return protocol.parse_entry(line)
+        except ProtocolError as exc:
+            raise self._violation(f"bad listing row {_shown(line)} ({exc.text})") from None
+
+    def _listing_count(self, fields: List[str]) -> int:
+        [count] = self._numbers(fields, 1)
+        if count > MAX_LISTING_ROWS:
+            raise self._violation(f"a listing of {count} rows announced, more than this "
+                                  f"client accepts ({MAX_LISTING_ROWS})")
+        return count
 
     # -- verbs ---------------------------------------------------------------------
 
@@ -225,14 +249,8 @@ class Client:
         return self._read_listing()
 
     def _read_listing(self) -> List[Entry]:
-        [count] = self._numbers(self._reply(), 1)
-        rows = [self._line() for _ in range(count)]
-        try:
-            return [protocol.parse_entry(row) for row in rows]
-        except ProtocolError as exc:
-            self.close()        # a row we cannot read: the listing's framing is suspect
-            raise ProtocolViolation(f"malformed listing row ({exc.text}); "
-                                    "the connection was closed") from None
+        count = self._listing_count(self._reply())
+        return [self._entry(self._line(protocol.MAX_LINE)) for _ in range(count)]
 
     def mkdir(self, path: str) -> None:
         """Create one directory. 404 if its parent is missing, 409 if the
@@ -323,14 +341,16 @@ class Client:
     def _hash_reply(self, fields: List[str]) -> Tuple[int, str]:
         [size] = self._numbers(fields, 1)
         if len(fields) != 2 or not re.fullmatch(r"[0-9a-f]{64}", fields[1]):
-            self.close()
-            raise ProtocolViolation(f"malformed H reply {fields[:3]!r}")
+            raise self._violation(f"malformed H reply {_fields(fields)}")
         return size, fields[1]
 
     def login(self, user: str, password: str) -> str:
         """A: authenticate; returns the user name the server confirms (401 if wrong)."""
         fields = self.request("A", protocol.encode_text(user), protocol.encode_text(password))
-        return protocol.decode_text(fields[0].encode("utf-8"))
+        try:
+            return protocol.decode_text(fields[0].encode("utf-8"))
+        except (IndexError, ProtocolError):
+            raise self._violation(f"malformed A reply {_fields(fields)}") from None
 
     def quit(self) -> None:
         """Q: end the session politely, then close the connection."""
@@ -582,6 +602,16 @@ def _connect(host: str, port: int, timeout: float,
         sock.close()
         raise ConnectionLost(f"cannot connect to {host}:{port}: TLS handshake failed: "
                              f"{_why(exc, timeout)}") from exc
+
+
+def _shown(line: bytes) -> str:
+    """A line the server sent, quoted and cut short; repr() escapes every
+    control character, so it is safe to print."""
+    return repr(line[:60].decode("utf-8", "replace").strip())
+
+
+def _fields(fields: List[str]) -> str:
+    return repr([field[:40] for field in fields[:3]])
 
 
 def _why(exc: Optional[BaseException], timeout: float) -> str:

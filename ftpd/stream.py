@@ -85,6 +85,8 @@ class Stream:
         pending = getattr(self.sock, "pending", None)
         if pending is not None and pending():
             return True     # TLS already decrypted bytes the kernel cannot see
+        if not hasattr(select, "poll"):         # Windows: the client's fallback
+            return _select_readable(self.sock.fileno(), timeout, stop_fd)
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLPRI)
         if stop_fd is not None:
@@ -115,7 +117,7 @@ class Stream:
         # chunk per call, with no poll() before each recv as settimeout() does.
         # A TLS socket decrypts in user space: Python's timeout, no flags.
         flags = socket.MSG_WAITALL if self.whole_chunks and not self.tls else 0
-        if self.tls:
+        if self.tls or not _has_kernel_timeouts():
             self.sock.settimeout(stall_timeout)
         else:
             _kernel_timeout(self.sock, socket.SO_RCVTIMEO, stall_timeout)
@@ -211,6 +213,21 @@ class Stream:
             raise StreamTimeout() from exc
         except OSError as exc:
             raise StreamClosed(str(exc)) from exc
+
+
+def _select_readable(fd: int, timeout: Optional[float], stop_fd: Optional[int]) -> bool:
+    """_wait_readable with select(), where there is no poll() (Windows)."""
+    watched = [fd] + ([stop_fd] if stop_fd is not None else [])
+    readable, _, _ = select.select(watched, [], [], timeout)
+    if stop_fd is not None and stop_fd in readable:
+        raise Interrupted()
+    return bool(readable)
+
+
+def _has_kernel_timeouts() -> bool:
+    # SO_RCVTIMEO takes a POSIX timeval; Windows wants milliseconds in a
+    # DWORD, and a platform without it gets Python's own timeout instead.
+    return os.name == "posix" and hasattr(socket, "SO_RCVTIMEO")
 
 
 def _kernel_timeout(sock: socket.socket, option: int, seconds: Optional[float]) -> None:

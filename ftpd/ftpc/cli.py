@@ -26,7 +26,8 @@ from ftpd.protocol import DEFAULT_PORT
 from ftpd import __version__
 from ftpd.client import Client, ConnectionLost, ServerError
 from ftpd.ftpc.connect import Target, build_ssl_context, parse_target, resolve_login, split_url
-from ftpd.ftpc.display import human_size, listing_json, listing_table, transfer_summary
+from ftpd.ftpc.display import (human_size, listing_json, listing_table, terminal_lines,
+                               transfer_summary)
 from ftpd.ftpc.status import (EX_OK, EX_PIPE, broken_pipe, exit_status, message,
                               table_text)
 from ftpd.ftpc.transfer import (GetOptions, LocalFileError, ProgressFactory, download,
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def say(args: argparse.Namespace, text: str, stream: Optional[TextIO] = None) -> None:
     if not args.quiet:
-        print(text, file=stream or sys.stdout, flush=True)
+        print(terminal_lines(text), file=stream or sys.stdout, flush=True)
 
 
 def progress_factory(args: argparse.Namespace) -> ProgressFactory:
@@ -219,7 +220,7 @@ def _before_retry(args: argparse.Namespace, exc: Exception, attempt: int) -> Non
 
 
 def fail(code: int, text: str) -> int:
-    print(f"ftpc: {text}", file=sys.stderr)
+    print(f"ftpc: {terminal_lines(text)}", file=sys.stderr)
     return code
 
 

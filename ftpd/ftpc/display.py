@@ -28,6 +28,22 @@ HINTS = {
 }
 
 
+def shown(text: str) -> str:
+    """Text the server chose, made safe for a terminal: every character that
+    is not printable (C0 and C1 controls such as ESC and CSI, DEL, line
+    breaks, bidirectional overrides) is written as its Python escape, so a
+    server can neither colour, move, retitle nor forge lines of the screen."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def terminal_lines(text: str) -> str:
+    """The last guard on what ftpc prints: each line made safe by shown(),
+    the line breaks ftpc itself puts between them kept."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
 def human_size(size: int) -> str:
     value = float(size)
     for unit in UNITS:
@@ -52,7 +68,7 @@ def listing_table(entries: Iterable[Entry]) -> List[str]:
     sizes = ["-" if e.size is None else human_size(e.size) for e in rows]
     width = max([len(s) for s in sizes] + [len("SIZE")])
     lines = [f"{'SIZE':>{width}}  {'MODIFIED':16}  NAME"]
-    lines += [f"{size:>{width}}  {local_time(e.mtime)}  {e.name}{'/' if e.is_dir else ''}"
+    lines += [f"{size:>{width}}  {local_time(e.mtime)}  {shown(e.name)}{'/' if e.is_dir else ''}"
               for size, e in zip(sizes, rows, strict=True)]
     files = [e for e in rows if not e.is_dir]
     counts = [plural(len(files), "file")]
@@ -76,7 +92,7 @@ def describe(error: ServerError, tried_login: bool = False) -> str:
     hint = HINTS.get(error.code)
     if tried_login and error.code == protocol.AUTH_REQUIRED:
         hint = "the user name or password was not accepted"
-    text = f"server refused: {error.text} (code {error.code})"
+    text = f"server refused: {shown(error.text)} (code {error.code})"
     return f"{text}; {hint}" if hint else text
 
 

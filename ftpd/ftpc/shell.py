@@ -20,7 +20,8 @@ from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
 from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
 from ftpd.ftpc.connect import Target, resolve_login
-from ftpd.ftpc.display import describe, human_size, listing_table, transfer_summary
+from ftpd.ftpc.display import (describe, human_size, listing_table, shown, terminal_lines,
+                               transfer_summary)
 from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
 from ftpd.ftpc.transfer import (Cancelled, GetOptions, download, local_target, no_bar,
                                 tqdm_bar, upload)
@@ -96,12 +97,12 @@ class Shell(cmd.Cmd):
         return self.client is not None and not self.client.closed
 
     def out(self, text: str) -> None:
-        print(text, file=self.stdout, flush=True)
+        print(terminal_lines(text), file=self.stdout, flush=True)
 
     def err(self, text: str) -> None:
         """A failure: on stderr, naming the line, when a script is being run."""
         if self.batch:
-            print(f"ftpc: {self.where}{text}", file=sys.stderr, flush=True)
+            print(f"ftpc: {self.where}{terminal_lines(text)}", file=sys.stderr, flush=True)
         else:
             self.out(text)
 
@@ -118,7 +119,7 @@ class Shell(cmd.Cmd):
             except ServerError as exc:
                 self.out(describe(exc, tried_login=True) + "; you are not logged in")
             else:
-                self.out(f"Logged in as {who}.")
+                self.out(f"Logged in as {shown(who)}.")
         return client
 
     def need(self) -> Client:
@@ -163,7 +164,7 @@ class Shell(cmd.Cmd):
 
     def run(self) -> int:
         self.load_history()
-        intro = f"Connected to {self.target.label}: {self.client.greeting}\n{MENU}" \
+        intro = f"Connected to {self.target.label}: {shown(self.client.greeting)}\n{MENU}" \
             if self.client else MENU
         try:
             while True:
@@ -303,7 +304,7 @@ class Shell(cmd.Cmd):
         password = getpass.getpass(f"Password for {words[0]}: ")
         who = client.login(words[0], password)
         self.login = (words[0], password)
-        self.out(f"Logged in as {who}.")
+        self.out(f"Logged in as {shown(who)}.")
 
     def do_open(self, arg: str) -> None:
         """open HOST[:PORT]: connect to a server (the current one is left)."""
@@ -314,7 +315,7 @@ class Shell(cmd.Cmd):
             self.login = resolve_login(target.host, None)
         self.target = target
         client = self.connect()
-        self.out(f"Connected to {target.label}: {client.greeting}")
+        self.out(f"Connected to {target.label}: {shown(client.greeting)}")
 
     # -- local commands ---------------------------------------------------------------------
 
@@ -394,6 +395,7 @@ def first_connect(shell: Shell) -> Optional[int]:
     try:
         shell.connect()
     except (ConnectionLost, ServerError) as exc:
-        print(f"ftpc: {message(exc, shell.login is not None)}", file=sys.stderr)
+        print(f"ftpc: {terminal_lines(message(exc, shell.login is not None))}",
+              file=sys.stderr)
         return exit_status(exc)
     return None
