@@ -42,6 +42,71 @@ def test_install_sh_stages_a_complete_service(tmp_path):
     assert subprocess.run([str(program), "--version"], capture_output=True,
                           timeout=60).returncode == 0
     assert os.readlink(root / "usr" / "local" / "bin" / "ftpd") == "/opt/ftpd/bin/ftpd"
+    assert_programs_pages_and_completion(root)
+
+
+def assert_programs_pages_and_completion(root):
+    """ftpc next to ftpd on the PATH; man pages and completion rendered from the code."""
+    local = root / "usr" / "local"
+    assert os.readlink(local / "bin" / "ftpc") == "/opt/ftpd/bin/ftpc"
+    for page in ("man8/ftpd.8", "man5/ftpd.conf.5", "man1/ftpc.1"):
+        assert (local / "share" / "man" / page).read_text().startswith(".\\\" Generated")
+    for program in ("ftpd", "ftpc"):
+        assert (local / "share/bash-completion/completions" / program).read_text() == \
+            (PROJECT / "completion" / f"{program}.bash").read_text()
+        assert (local / "share/zsh/site-functions" / f"_{program}").read_text() == \
+            (PROJECT / "completion" / f"_{program}").read_text()
+
+
+def run_install_sh(root, *args, env=None):
+    result = subprocess.run(["sh", str(PROJECT / "deploy" / "install.sh"), *args],
+                            env=dict(os.environ, ROOT=str(root), **(env or {})),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(os.geteuid() != 0, reason="install.sh runs as root")
+@pytest.mark.skipif(not shutil.which("systemd-sysusers") or not shutil.which("systemctl"),
+                    reason="systemd-sysusers/systemctl are not installed")
+def test_install_sh_offline_from_wheels_then_uninstall(tmp_path):
+    from tests.deploy.image import build_wheels
+
+    wheels = build_wheels(tmp_path / "wheels", tmp_path / "wheels.log")
+    root = tmp_path / "stage"
+    # No index reachable and no pip config: only --wheels can supply psutil & co.
+    offline = {"PIP_CONFIG_FILE": "/dev/null", "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+               "PIP_FIND_LINKS": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    run_install_sh(root, "--wheels", str(wheels), env=offline)
+    program = root / "opt" / "ftpd" / "bin" / "ftpd"
+    assert subprocess.run([str(program), "--version"], capture_output=True,
+                          timeout=60).returncode == 0
+    assert_programs_pages_and_completion(root)
+    (root / "srv" / "ftpd" / "kept.txt").write_text("a user's file")
+
+    result = run_install_sh(root, "--uninstall")
+    assert "Kept: /etc/ftpd" in result.stdout
+    gone = ["opt/ftpd", "usr/local/bin/ftpd", "usr/local/bin/ftpc",
+            "etc/systemd/system/ftpd.service", "etc/systemd/system/ftpd.socket",
+            "etc/systemd/system/multi-user.target.wants/ftpd.service",
+            "etc/systemd/system/sockets.target.wants/ftpd.socket",
+            "etc/logrotate.d/ftpd", "usr/local/share/man/man8/ftpd.8",
+            "usr/local/share/bash-completion/completions/ftpd",
+            "usr/local/share/zsh/site-functions/_ftpc"]
+    assert [rel for rel in gone if os.path.lexists(root / rel)] == []
+    # What is the admin's stays: the config, the library with its files, the user.
+    assert (root / "etc" / "ftpd" / "ftpd.conf").read_text() == \
+        (PROJECT / "etc" / "ftpd.conf").read_text()
+    assert (root / "srv" / "ftpd" / "kept.txt").read_text() == "a user's file"
+    assert "\nftpd:" in "\n" + (root / "etc" / "passwd").read_text()
+
+
+def test_install_sh_rejects_unknown_arguments():
+    result = subprocess.run(["sh", str(PROJECT / "deploy" / "install.sh"), "--frobnicate"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unknown argument: --frobnicate" in result.stderr and "--uninstall" in result.stderr
 
 
 @pytest.mark.skipif(LOGROTATE is None, reason="logrotate is not installed")
