@@ -2,6 +2,7 @@
 logrotate policy against a live daemon (SIGUSR1 reopens its logs)."""
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -141,3 +142,35 @@ def test_logrotate_policy_rotates_and_the_daemon_reopens(make_daemon, tmp_path):
     wait_until(lambda: " G a.txt 1 " in (logs / "transfer.log").read_text(),
                what="the next transfer in the new transfer log")
     assert len((logs / "transfer.log.1").read_text().splitlines()) == 1
+
+
+DOCS = [PROJECT / "SECURITY.md", PROJECT / "README.md", PROJECT / "debian" / "README.Debian",
+        *sorted((PROJECT / "docs").glob("*.md"))]
+
+
+def test_docs_agree_with_tmpfiles_and_sysusers_on_the_library_and_user():
+    tmpfiles = (PROJECT / "deploy/tmpfiles.d/ftpd.conf").read_text()
+    mode = re.search(r"^d /srv/ftpd +(\d+) ftpd ftpd", tmpfiles, re.M).group(1)
+    creations, useradds = [], []
+    for doc in DOCS:
+        text = " ".join(doc.read_text().split())        # commands wrapped over lines
+        creations += [(doc.name, m) for m in re.findall(r"install -d [^`\n]*?/srv/ftpd", text)]
+        useradds += [(doc.name, m) for m in re.findall(r"useradd [^`\n]*? ftpd\b", text)]
+    assert creations and useradds
+    for name, command in creations:
+        assert f"-m {mode}" in command, (name, command)
+    sysusers = (PROJECT / "deploy/sysusers.d/ftpd.conf").read_text()
+    home = re.search(r'^u ftpd \S+ "[^"]*" (\S+) (\S+)', sysusers, re.M).groups()
+    for name, command in useradds:
+        assert f"--home-dir {home[0]}" in command and f"--shell {home[1]}" in command, \
+            (name, command)
+        assert "--user-group" in command, (name, command)
+
+
+def test_docs_never_stop_the_service_alone():
+    """`systemctl stop ftpd` is undone by the socket at the next connection.
+    (docs/deploy-test.md describes a test that stops the service alone on purpose.)"""
+    for doc in (doc for doc in DOCS if doc.name != "deploy-test.md"):
+        for line in doc.read_text().splitlines():
+            assert not re.search(r"systemctl stop ftpd(\.service)?\s*($|#|`)", line), \
+                (doc.name, line)
