@@ -157,15 +157,21 @@ def plain(page: str) -> str:
     return re.sub(r"\\f[BIR]|\\&", "", page).replace("\\-", "-").replace("\\e", "\\")
 
 
-def test_ftpd_page_has_every_command_and_option(pages):
-    text = plain(pages["ftpd.8"])
-    parser = ftpd_cli.build_parser()
+def assert_page_has_every_option(text: str, parser: argparse.ArgumentParser,
+                                 synopsis: str) -> None:
+    """Every option of the program and of each subcommand, and a synopsis line
+    (`synopsis` with the subcommand's name for {name}) for each subcommand."""
     for flag in option_strings(parser):
         assert flag in text, flag
     for name, sub in subparsers(parser).items():
-        assert f".SS {name}" in text, name
+        assert synopsis.format(name=name) in text, name
         for flag in option_strings(sub):
             assert flag in text, (name, flag)
+
+
+def test_ftpd_page_has_every_command_and_option(pages):
+    text = plain(pages["ftpd.8"])
+    assert_page_has_every_option(text, ftpd_cli.build_parser(), "ftpd [-c PATH] {name}")
     for value in gen_docs.SHIPPED.values():
         if value.startswith("/"):                # the packaged paths, under FILES
             assert value in text.split(".SH FILES")[1], value
@@ -186,13 +192,8 @@ def test_conf_page_documents_every_setting_with_its_default(pages):
 
 def test_ftpc_page_has_every_command_option_and_exit_status(pages):
     text = plain(pages["ftpc.1"])
-    parser = ftpc_cli.build_parser()
-    for flag in option_strings(parser):
-        assert flag in text, flag
-    for name, sub in subparsers(parser).items():
-        assert f"ftpc [-u USER] HOST[:PORT] {name}" in text
-        for flag in option_strings(sub):
-            assert flag in text, (name, flag)
+    assert_page_has_every_option(text, ftpc_cli.build_parser(),
+                                 "ftpc [-u USER] HOST[:PORT] {name}")
     assert ".SH EXIT STATUS" in text and "4 download failed verification" in text
 
 

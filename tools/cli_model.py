@@ -12,7 +12,7 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:
@@ -113,3 +113,17 @@ def ftpc_command() -> Command:
 
 def programs() -> Dict[str, Command]:
     return {"ftpd": ftpd_command(), "ftpc": ftpc_command()}
+
+
+def write_main(argv: List[str], summary: str, render: Callable[[], Dict[str, str]],
+               default_out: Optional[Path] = None) -> int:
+    """The generators' command line: render, then write each file into --out."""
+    parser = argparse.ArgumentParser(description=summary)
+    parser.add_argument("--out", type=Path, required=default_out is None, default=default_out,
+                        help="directory to write into" +
+                        (f" (default: {default_out.relative_to(PROJECT)}/)" if default_out else ""))
+    out = parser.parse_args(argv).out
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render().items():
+        (out / name).write_text(text, encoding="utf-8")
+    return 0

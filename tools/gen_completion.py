@@ -12,7 +12,6 @@ tests/test_packaging.py fails when the copies in completion/ have drifted.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -259,16 +258,6 @@ def scripts() -> Dict[str, str]:
     return out
 
 
-def main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=PROJECT / "completion",
-                        help="directory to write into (default: completion/)")
-    out = parser.parse_args(argv).out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in scripts().items():
-        (out / name).write_text(text, encoding="utf-8")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli_model.write_main(sys.argv[1:], __doc__.split("\n")[0], scripts,
+                                  PROJECT / "completion"))

@@ -11,7 +11,6 @@ at build time, so they cannot drift from the code.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -238,15 +237,5 @@ def pages() -> Dict[str, str]:
             "ftpc.1": ftpc_page(programs["ftpc"])}
 
 
-def main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="directory to write into")
-    out = parser.parse_args(argv).out
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in pages().items():
-        (out / name).write_text(text, encoding="utf-8")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli_model.write_main(sys.argv[1:], __doc__.split("\n")[0], pages))
