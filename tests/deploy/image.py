@@ -272,7 +272,8 @@ def build_payload(workdir: Path, debs: Path, agent: Path, log: Path) -> Path:
 
 
 def build_wheels(dest: Path, log: Path, requirements: Iterable[str] = ()) -> Path:
-    """Wheels for an offline `pip install <checkout>` in the guest (same Python 3.11).
+    """Wheels for an offline `pip install <checkout>` (deploy/install.sh --wheels DIR;
+    tests/test_deploy.py uses them).
 
     The project's dependencies, plus setuptools and wheel for pip's isolated
     build of the checkout; the project's own wheel is built too, as a check
