@@ -1,7 +1,8 @@
 """The `guest` fixture: a booted Debian 12 guest with ftpd installed by the guide.
 
-Set-up order, each step bounded: base image (cache or fresh), wheels and
-payload from this checkout, KVM probe, boot, then deploy/install.sh run
+Set-up order, each step bounded: base image (cache or fresh), the Debian
+package built from this checkout (and a newer build of it, for the upgrade
+test) on the payload disk, KVM probe, boot, then `apt install ./ftpd_*.deb`
 inside the guest exactly as docs/deployment.md tells an admin. Everything
 it makes lives in one temp dir (removed at the end) and one qemu process
 (killed at the end); only the base image stays, in the cache, outside CI.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,19 +20,29 @@ from typing import Dict, Iterator, Optional
 
 import pytest
 
+from ftpd import __version__
 from tests.deploy import image as image_mod
 from tests.deploy.vm import Guest, kvm_works, qemu_binary
+
+sys.path.insert(0, str(image_mod.PROJECT / "tools"))
+import build_deb  # noqa: E402
 
 AGENT = Path(__file__).resolve().parent / "agent.py"
 BOOT_TIMEOUT = 300.0        # TCG on a loaded 2-core machine; ~1 min when idle
 INSTALL_TIMEOUT = 300.0
+# The upgrade test's newer release: same tree, a higher version everywhere.
+UPGRADE_VERSION = f"{__version__}+1"
+GUEST_DEBS = "/mnt/payload/debs"
 TIMINGS: Dict[str, float] = {}
 
 
 def missing_prerequisite() -> Optional[str]:
     project = image_mod.PROJECT
-    if not (project / "deploy" / "install.sh").exists():
-        return "deploy/install.sh is not in this checkout (the systemd units of issue 4)"
+    if not (project / "debian" / "control").exists():
+        return "debian/ is not in this checkout (the Debian package of issue 16)"
+    missing = build_deb.missing_tools()
+    if missing:
+        return f"cannot build the Debian package: {missing}"
     if qemu_binary() is None:
         return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
     if shutil.which("mke2fs") is None:
@@ -44,15 +56,26 @@ def missing_prerequisite() -> Optional[str]:
     return None
 
 
-def install_ftpd(guest: Guest) -> str:
-    """The guide's install, from the admin's clone, with pip offline."""
-    result = guest.run(
-        "rm -rf /root/ftpd && cp -a /mnt/payload/src /root/ftpd && cd /root/ftpd && "
-        "./deploy/install.sh", timeout=INSTALL_TIMEOUT,
-        # Offline pip: the same knobs an admin without internet access would use.
-        env={"HOME": "/root", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/mnt/payload/wheels",
-             "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+def apt_install(guest: Guest, version: str) -> str:
+    """The guide's `apt install ./ftpd_<version>_all.deb`, offline: the
+    dependencies are Debian's packages, already in the image, and the guest
+    reaches no network (so nothing could be downloaded)."""
+    result = guest.run(apt_install_command(version), timeout=INSTALL_TIMEOUT)
     return result.out + result.err
+
+
+def apt_install_command(version: str) -> str:
+    name = f"ftpd_{version}_all.deb"
+    # /tmp, not the payload disk: apt's _apt user must be able to read it.
+    return (f"cp {GUEST_DEBS}/{name} /tmp/{name} && cd /tmp && DEBIAN_FRONTEND=noninteractive "
+            f"apt-get install -y -o Dpkg::Options::=--force-confold ./{name}")
+
+
+def build_debs(dest: Path, log: Path) -> Path:
+    """This checkout's package, and a newer build of it to upgrade to."""
+    build_deb.build(dest, log=log)
+    build_deb.build(dest, version=UPGRADE_VERSION, log=log.with_suffix(".upgrade.log"))
+    return dest
 
 
 @pytest.fixture(scope="package")
@@ -66,8 +89,10 @@ def guest() -> Iterator[Guest]:
     try:
         base = image_mod.obtain_image(workdir, log)
         TIMINGS["image"] = time.monotonic() - started
-        wheels = image_mod.build_wheels(workdir / "wheels", log)
-        payload = image_mod.build_payload(workdir, wheels, AGENT, log)
+        mark = time.monotonic()
+        debs = build_debs(workdir / "debs", workdir / "deb-build.log")
+        TIMINGS["deb builds"] = time.monotonic() - mark
+        payload = image_mod.build_payload(workdir, debs, AGENT, log)
         mark = time.monotonic()
         accel = "kvm" if kvm_works(base, workdir) else "tcg"
         TIMINGS["kvm probe"] = time.monotonic() - mark
@@ -75,8 +100,8 @@ def guest() -> Iterator[Guest]:
             vm.start(BOOT_TIMEOUT)
             TIMINGS[f"boot ({accel})"] = vm.boot_seconds
             mark = time.monotonic()
-            vm.install_log = install_ftpd(vm)
-            TIMINGS["install.sh"] = time.monotonic() - mark
+            vm.install_log = apt_install(vm, __version__)
+            TIMINGS["apt install"] = time.monotonic() - mark
             yield vm
             if vm.reboot_seconds:
                 TIMINGS["reboot"] = vm.reboot_seconds

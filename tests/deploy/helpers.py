@@ -126,6 +126,41 @@ class SlowSink:
         return len(chunk)
 
 
+class GatedSink(SlowSink):
+    """Reads slowly until `release` is set, then as fast as data comes: the
+    transfer is surely still running when the event the test waits for comes."""
+
+    def __init__(self, rate: float):
+        super().__init__(rate)
+        self.release = threading.Event()
+
+    def write(self, chunk: bytes) -> int:
+        if self.release.is_set():
+            self.digest.update(chunk)
+            self.received += len(chunk)
+            return len(chunk)
+        return super().write(chunk)
+
+
+def start_in_background(guest: Guest, cmd: str, name: str) -> None:
+    """Run `cmd` in the guest detached from the agent, which stays free for
+    other requests; its output and exit status land in /tmp/<name>.out, .rc."""
+    guest.run(f"rm -f /tmp/{name}.rc; setsid sh -c '({cmd}) >/tmp/{name}.out 2>&1; "
+              f"echo $? >/tmp/{name}.rc' </dev/null >/dev/null 2>&1 &")
+
+
+def wait_background(guest: Guest, name: str, timeout: float) -> Tuple[int, str]:
+    """(exit status, output) of a command started by start_in_background."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = guest.run(f"cat /tmp/{name}.rc", check=False)
+        if done.rc == 0 and done.out.strip():
+            return int(done.out), guest.run(f"cat /tmp/{name}.out").out
+        time.sleep(1.0)
+    raise TimeoutError(f"{name} still running after {timeout}s: "
+                       f"{guest.run(f'tail -5 /tmp/{name}.out', check=False).out}")
+
+
 def proc_status(guest: Guest, pid: int) -> dict:
     text = guest.run(f"cat /proc/{pid}/status").out
     return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)

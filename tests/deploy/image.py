@@ -1,7 +1,7 @@
 """The guest's disks: a cached Debian bookworm root image and a per-run payload.
 
 The root image is what any Debian 12 host looks like before ftpd arrives:
-systemd, udev, python3 and python3-venv from Debian's packages, built with
+systemd, udev, python3 and ftpd's dependencies from Debian's packages, built with
 mmdebstrap into a directory and packed into a raw ext4 file with
 `mke2fs -d`. The guest boots it read-only-underneath (qemu snapshot=on), so
 one build serves every run. It is keyed by a hash of everything that goes
@@ -9,7 +9,7 @@ into it (suite, package list, the few files added here), so changing any of
 them builds a new one; CI (CI=true) always builds fresh into a temp dir.
 
 The payload disk carries what changes each run: a copy of this checkout
-(the admin's clone), the wheels pip needs offline, and the guest agent.
+(the admin's clone), the .deb packages built from it, and the guest agent.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
 SUITE = "bookworm"
 # What a plain Debian 12 server has, plus the tools the guide names
-# (logrotate for the rotation policy, nc for its "try it" line).
+# (logrotate for the rotation policy, nc for its "try it" line), plus the
+# Debian packages ftpd's .deb depends on, so `apt install ./ftpd_*.deb`
+# works offline, as from a local mirror.
 PACKAGES = (
     "systemd", "systemd-sysv", "udev", "linux-image-amd64",
-    "python3", "python3-venv", "procps", "iproute2", "logrotate", "netcat-openbsd",
+    "python3", "procps", "iproute2", "logrotate", "netcat-openbsd",
+    "python3-psutil", "python3-setproctitle", "python3-daemon", "python3-tqdm",
 )
 # Documentation and translations are dead weight in a test guest.
 DPKG_OPTS = (
@@ -254,11 +257,11 @@ def copy_checkout(dest: Path) -> None:
     shutil.copytree(PROJECT, dest, ignore=ignore, symlinks=True)
 
 
-def build_payload(workdir: Path, wheels: Path, agent: Path, log: Path) -> Path:
-    """payload.img: src/ (the checkout), wheels/ (offline pip), agent.py."""
+def build_payload(workdir: Path, debs: Path, agent: Path, log: Path) -> Path:
+    """payload.img: src/ (the checkout), debs/ (the packages to install), agent.py."""
     tree = workdir / "payload"
     copy_checkout(tree / "src")
-    shutil.copytree(wheels, tree / "wheels")
+    shutil.copytree(debs, tree / "debs")
     shutil.copy(agent, tree / "agent.py")
     image = workdir / "payload.img"
     size_mb = _du_mb(tree) + 64
@@ -269,7 +272,8 @@ def build_payload(workdir: Path, wheels: Path, agent: Path, log: Path) -> Path:
 
 
 def build_wheels(dest: Path, log: Path, requirements: Iterable[str] = ()) -> Path:
-    """Wheels for an offline `pip install <checkout>` in the guest (same Python 3.11).
+    """Wheels for an offline `pip install <checkout>` (deploy/install.sh --wheels DIR;
+    tests/test_deploy.py uses them).
 
     The project's dependencies, plus setuptools and wheel for pip's isolated
     build of the checkout; the project's own wheel is built too, as a check

@@ -1,7 +1,9 @@
 """ftpd under real systemd: a Debian 12 guest in qemu, the host as the LAN client.
 
-The guest is installed by deploy/install.sh as docs/deployment.md tells an
-admin (see conftest.py); the host reaches it through qemu's forward from a
+The guest is installed from the Debian package built from this checkout
+(`apt install ./ftpd_*.deb`) as docs/deployment.md tells an admin (see
+conftest.py); at the end it is upgraded to a newer build while a download
+runs, and purged; the host reaches it through qemu's forward from a
 loopback port to the guest's 8021. The tests run in file order and share
 the one guest: each says what state it needs and establishes it.
 """
@@ -18,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
 
@@ -26,7 +29,9 @@ from tests.deploy.helpers import (
     RawSession, SlowSink, cap_mask, cgroup_pids, configure, guest_clock, guide_config,
     journal, main_pid, proc_status, random_file, sha256_of, show,
 )
+from tests.deploy.helpers import GatedSink, start_in_background, wait_background
 from tests.conftest import wait_until
+from tests.deploy.conftest import INSTALL_TIMEOUT, UPGRADE_VERSION, apt_install_command
 from tests.deploy.image import PROJECT
 
 pytestmark = pytest.mark.timeout(600)
@@ -39,6 +44,21 @@ def library_root() -> str:
 
 def connect(guest, timeout: float = 60.0) -> Client:
     return Client("127.0.0.1", guest.port, timeout=timeout)
+
+
+def download_in_background(guest, name: str, sink) -> Tuple[threading.Thread, List[Exception]]:
+    """`get name` into `sink` in a thread: (the thread, the errors it met)."""
+    errors: List[Exception] = []
+
+    def download():
+        try:
+            with connect(guest, timeout=120) as client:
+                client.get(name, sink)
+        except Exception as exc:                 # reported by the test, in its thread
+            errors.append(exc)
+    reader = threading.Thread(target=download)
+    reader.start()
+    return reader, errors
 
 
 def accepted(guest) -> bool:
@@ -72,7 +92,7 @@ def make_writable(guest, scratch: Path) -> None:
 
 def test_install_follows_the_guide(guest):
     guide = (PROJECT / "docs" / "deployment.md").read_text()
-    assert "deploy/install.sh" in guide, "the guide and the test must run the same script"
+    assert "apt install ./ftpd_" in guide, "the guide and the test must install the same way"
     enabled = guest.run("systemctl is-enabled ftpd.service ftpd.socket").out.split()
     assert enabled == ["enabled", "enabled"]
     assert guest.run("systemctl is-active ftpd.service ftpd.socket").out.split() == \
@@ -80,7 +100,7 @@ def test_install_follows_the_guide(guest):
     assert guest.run("getent passwd ftpd").out.startswith("ftpd:")
     assert guest.run(f"stat -c '%U:%G %a' {library_root()}").out.split() == ["ftpd:ftpd", "770"]
     # The config in place is the guide's, byte for byte, and it checks out.
-    guest.run("cmp /etc/ftpd/ftpd.conf /root/ftpd/etc/ftpd.conf")
+    guest.run("cmp /etc/ftpd/ftpd.conf /mnt/payload/src/etc/ftpd.conf")
     guest.run("ftpd -c /etc/ftpd/ftpd.conf check")
 
 
@@ -306,17 +326,8 @@ def test_stop_while_a_transfer_runs(guest, scratch):
     with connect(guest, timeout=120) as client:
         client.put(str(local), "big.bin")
     idle = connect(guest)
-    sink = SlowSink(rate=6 << 20)                # ~8 s: far longer than the stop request
-    errors = []
-
-    def download():
-        try:
-            with connect(guest, timeout=120) as client:
-                client.get("big.bin", sink)
-        except Exception as exc:                 # reported below, in the test's thread
-            errors.append(exc)
-    reader = threading.Thread(target=download)
-    reader.start()
+    sink = SlowSink(rate=3 << 20)                # ~16 s: far longer than the stop request
+    reader, errors = download_in_background(guest, "big.bin", sink)
     try:
         assert sink.started.wait(60), "the download never started"
         # The guide's "who is connected": the download shows, still running.
@@ -363,3 +374,76 @@ def test_enabled_units_come_back_after_a_reboot(guest):
         ["active", "active"]
     with connect(guest) as client:               # files and config survived the reboot
         assert "big.bin" in {entry.name for entry in client.list()}
+
+
+# -- the package's life cycle: these two run last (the purge removes ftpd) ------------
+
+def test_upgrade_while_a_download_runs(guest, scratch):
+    """`apt install` of a newer build: the running download completes, the
+    new code serves afterwards, and the socket was never restarted."""
+    guest.run("systemctl start ftpd.socket ftpd.service", timeout=90)   # whatever ran before
+    make_writable(guest, scratch)
+    size = 16 << 20
+    local = scratch / "upgrade.bin"
+    digest = random_file(local, size)
+    with connect(guest, timeout=120) as client:
+        client.put(str(local), "upgrade.bin")
+        assert f"ftpd {UPGRADE_VERSION} " not in client.greeting     # the old code
+    socket_since = show(guest, "ftpd.socket", "ActiveEnterTimestampMonotonic")
+    # Slow until the old daemon drains (apt restarts it at the very end),
+    # then at full speed, well within [server] shutdown_timeout.
+    sink = GatedSink(rate=64 << 10)
+    reader, errors = download_in_background(guest, "upgrade.bin", sink)
+    try:
+        assert sink.started.wait(60), "the download never started"
+        since = guest_clock(guest)
+        start_in_background(guest, apt_install_command(UPGRADE_VERSION), "upgrade")
+        wait_until(lambda: "draining" in journal(guest, since), INSTALL_TIMEOUT, 0.5,
+                   "the old daemon to drain")
+        assert reader.is_alive() and sink.received < size      # mid-download
+        sink.release.set()
+        rc, output = wait_background(guest, "upgrade", INSTALL_TIMEOUT)
+    finally:
+        sink.release.set()
+        reader.join(120)
+    assert rc == 0, output
+    assert not reader.is_alive() and not errors, f"{errors}\n{output}"
+    assert (sink.received, sink.digest.hexdigest()) == (size, digest)   # it completed
+    with connect(guest) as client:               # the new code answers
+        assert f"ftpd {UPGRADE_VERSION} ready" in client.greeting, client.greeting
+        assert "upgrade.bin" in {entry.name for entry in client.list()}
+    assert guest.run("dpkg-query -W -f '${Version}' ftpd").out == UPGRADE_VERSION
+    assert guest.run("ftpd --version").out.strip() == f"ftpd {UPGRADE_VERSION}"
+    text = journal(guest, since)
+    assert re.search(r"draining [12] session", text), text       # a graceful stop
+    assert "SIGKILL" not in text and "shutdown timeout" not in text, text
+    assert show(guest, "ftpd.socket", "ActiveEnterTimestampMonotonic") == socket_since
+    # The admin's edited config was kept (the shipped file did not change).
+    assert "anonymous = write" in guest.run("cat /etc/ftpd/ftpd.conf").out
+
+
+def test_purge_leaves_only_what_policy_keeps(guest):
+    guest.run("printf 'purge-pw\\n' | ftpd -c /etc/ftpd/ftpd.conf passwd carol")
+    assert guest.run("test -s /etc/ftpd/users && echo ok").out.strip() == "ok"
+    library = library_root()
+    files_before = guest.run(f"ls {library}").out.split()
+    guest.run("apt-get purge -y ftpd", timeout=300, env={"DEBIAN_FRONTEND": "noninteractive"})
+    status = guest.run("dpkg-query -W -f '${db:Status-Abbrev}' ftpd", check=False).out
+    assert status.strip() in ("", "un")          # not even config files left
+    assert guest.run("systemctl is-active ftpd.socket ftpd.service", check=False).out.split() \
+        == ["inactive", "inactive"]
+    assert guest.run("ss -Hltn 'sport = :8021'").out.strip() == ""    # nobody listens
+    gone = ["/etc/ftpd", "/var/log/ftpd", "/usr/bin/ftpd", "/usr/bin/ftpc",
+            "/usr/lib/python3/dist-packages/ftpd", "/lib/systemd/system/ftpd.service",
+            "/lib/systemd/system/ftpd.socket", "/usr/lib/sysusers.d/ftpd.conf",
+            "/usr/lib/tmpfiles.d/ftpd.conf", "/etc/logrotate.d/ftpd",
+            "/usr/share/bash-completion/completions/ftpd"]
+    left = guest.run("for path in " + " ".join(gone) +
+                     "; do [ -e \"$path\" ] && echo \"$path\"; done; true").out.split()
+    assert left == []
+    links = guest.run("find /etc/systemd /var/lib/systemd -name 'ftpd.service*' "
+                      "-o -name 'ftpd.socket*'").out.split()
+    assert links == []                           # no enablement symlinks or state
+    # Kept by policy: the users' files in the library (and the system user,
+    # which may own files there).
+    assert guest.run(f"ls {library}").out.split() == files_before
