@@ -347,8 +347,9 @@ def summary_lines(config: pytest.Config) -> List[str]:
 
 class LocalSession:
     """A real Session over socket.socketpair(), served in this process, one
-    request at a time: no fork, no thread, no port. For per-command cases
-    whose whole answer fits in the socket buffer."""
+    request at a time: no fork, no thread, no port. For per-command error
+    cases: the reply must fit in the socket buffer, and a download that
+    starts needs TCP (sendfile corks the socket), so it is not for those."""
 
     def __init__(self, root: Path, settings: Optional[Settings] = None):
         from ftpd import config
