@@ -53,7 +53,8 @@ def test_sendfile_sends_the_range(tmp_path):
     path.write_bytes(data)
     with open(path, "rb") as handle:
         result = {}
-        reader = threading.Thread(target=lambda: result.update(got=recv_exact(client, len(data) - 10)))
+        reader = threading.Thread(
+            target=lambda: result.update(got=recv_exact(client, len(data) - 10)))
         reader.start()
         assert Stream(server).sendfile(handle, 10, len(data) - 10, 10) == len(data) - 10
         reader.join(30)
