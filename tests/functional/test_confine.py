@@ -20,8 +20,11 @@ from tests.certs import make_pki
 from tests.harness import fork_only, project_env, run_ftpd, wait_until, write_config
 from tests.functional.test_auth import make_users
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chroot and the privilege drop "
-                                "need root; CI runs the suite as root")
+def needs_root(test):
+    """Chroot and the privilege drop: a `system` test, skipped unless root."""
+    skip = pytest.mark.skipif(os.geteuid() != 0, reason="chroot and the privilege drop "
+                              "need root; CI runs the suite as root")
+    return pytest.mark.system(skip(test))
 
 
 def proc_status(pid: int) -> dict:

@@ -29,20 +29,23 @@ def test_digest_matches_hashlib_with_two_reused_buffers(sizes, seed):
     overlapped.close()
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+def _tasks() -> set:
+    """This process's thread ids. The set, not the count: threads left by
+    earlier tests in the same (xdist worker) process may end meanwhile."""
+    return set(os.listdir("/proc/self/task"))
 
 
 def test_close_mid_upload_stops_its_own_helper_thread():
-    before = _threads()
+    before = _tasks()
     overlapped = OverlappedSha256()
     overlapped.update(memoryview(os.urandom(BACKGROUND_MIN * 2)))
-    assert overlapped._own is not None and _threads() == before + 1
+    helper = _tasks() - before
+    assert overlapped._own is not None and len(helper) == 1
     overlapped.close()
     deadline = time.monotonic() + 5     # the thread is gone just after it says so
-    while _threads() > before and time.monotonic() < deadline:
+    while helper & _tasks() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _threads() == before
+    assert not helper & _tasks()
 
 
 def test_without_any_thread_allowed_chunks_are_hashed_inline(monkeypatch):
@@ -66,7 +69,7 @@ def test_a_prestarted_helper_serves_every_upload_of_the_process(monkeypatch):
     from ftpd.server import hashing
 
     monkeypatch.setattr(hashing, "_process_helper", None)
-    before = _threads()
+    before = _tasks()
     hashing.prestart()
     helper = hashing._process_helper
     try:
@@ -77,7 +80,7 @@ def test_a_prestarted_helper_serves_every_upload_of_the_process(monkeypatch):
             assert overlapped._helper is helper and overlapped._own is None
             assert overlapped.hexdigest() == hashlib.sha256(data).hexdigest()
             overlapped.close()
-        assert _threads() == before + 1     # one helper for all three uploads
+        assert len(_tasks() - before) == 1      # one helper for all three uploads
     finally:
         helper.stop()
 

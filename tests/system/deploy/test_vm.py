@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +25,13 @@ from tests.system.deploy.helpers import (
     RawSession, SlowSink, cap_mask, cgroup_pids, configure, guest_clock, guide_config,
     journal, main_pid, proc_status, random_file, sha256_of, show,
 )
+from tests.ftpc_util import ftpc_command
 from tests.harness import wait_until
 from tests.system.deploy.image import PROJECT
 
 # One guest for the whole file, booted once: under xdist the file stays on
-# one worker, in order (--dist loadgroup, see setup.cfg).
-pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("deploy-vm")]
+# one worker, in order (--dist loadfile, see setup.cfg).
+pytestmark = pytest.mark.timeout(600)
 UNIT = PROJECT / "systemd" / "ftpd.service"
 
 
@@ -160,15 +160,13 @@ def test_several_clients_at_once(guest, scratch):
 
 
 def test_ftpc_cli_against_guest(guest, scratch):
-    if not (PROJECT / "ftpd" / "ftpc.py").exists():
-        pytest.skip("ftpc is not in this checkout (the client CLI is another issue)")
     make_writable(guest, scratch)
     local = scratch / "via ftpc.txt"
     digest = random_file(local, 200_000)
     address = f"127.0.0.1:{guest.port}"
 
     def ftpc(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "ftpd.ftpc", address, *args],
+        result = subprocess.run(ftpc_command(address, *args),
                                 capture_output=True, text=True, timeout=120, cwd=scratch,
                                 env=dict(os.environ, PYTHONPATH=str(PROJECT)))
         assert result.returncode == 0, result.stderr
