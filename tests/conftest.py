@@ -8,6 +8,7 @@ Every test is marked `unit`, `functional` or `system` by its directory
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Iterator, List
 
@@ -18,6 +19,14 @@ from tests.harness import (SUMMARY_KEY, Daemon, LocalSession, add_summary_line, 
 
 TESTS = Path(__file__).resolve().parent
 KINDS = ("unit", "functional", "system")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a non-interactive shell (`cmd &`,
+    nohup) inherits SIGINT ignored, and so would every ftpc it starts: the
+    Ctrl-C tests need it as a terminal gives it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
