@@ -235,7 +235,8 @@ class Vsftpd(Contestant):
 
 class PythonServer(Contestant):
     """A server run from this checkout with this Python; it logs `ready_text`
-    once it listens."""
+    once it listens. It binds port 0 and `port` is read from the running
+    process: no port is picked here and bound later (tests run in parallel)."""
 
     ready_text = ""
 
@@ -257,6 +258,8 @@ class PythonServer(Contestant):
                                          stderr=log, env=env, cwd=self.log.parent,
                                          preexec_fn=no_core_dumps)
         wait_for(self._serving, 15, f"{self.name} to listen")
+        listening = psutil.Process(self.proc.pid).net_connections("tcp")
+        self.port = next(c.laddr.port for c in listening if c.status == psutil.CONN_LISTEN)
         return self
 
     def _serving(self) -> bool:
@@ -274,7 +277,7 @@ class Ftpd(PythonServer):
         self.conf = workspace.dir / f"{self.name}.conf"
         # SHA-256 and atomic commit are always on; fsync stays at its default (yes).
         self.conf.write_text(
-            f"[server]\nlisten = 127.0.0.1:{self.port}\nroot = {self.upload_dir}\n"
+            f"[server]\nlisten = 127.0.0.1:0\nroot = {self.upload_dir}\n"
             f"concurrency = {concurrency}\nmax_clients = 5000\nmax_clients_per_ip = 5000\n"
             "backlog = 4096\n")
 
@@ -294,5 +297,4 @@ class Floor(PythonServer):
         super().__init__(workspace, "cpython-floor")
 
     def argv(self) -> List[str]:
-        return [sys.executable, str(PROJECT / "bench" / "floor.py"), str(self.port),
-                str(self.upload_dir)]
+        return [sys.executable, str(PROJECT / "bench" / "floor.py"), "0", str(self.upload_dir)]

@@ -2,7 +2,7 @@
 
 _ftpc_options() {
     case "$1" in
-        _) echo "-h --help --version -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        _) echo "-h --help --version -u --user -q --quiet --timeout --tls --cafile --insecure --retries -b --batch" ;;
         list) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         get) echo "-h --help -o --output -f --force -c --continue --no-verify -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         put) echo "-h --help --as -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
@@ -17,6 +17,7 @@ _ftpc_takes_value() {
         "_:--timeout") return 0 ;;
         "_:--cafile") return 0 ;;
         "_:--retries") return 0 ;;
+        "_:-b"|"_:--batch") return 0 ;;
         "list:-u"|"list:--user") return 0 ;;
         "list:--timeout") return 0 ;;
         "list:--cafile") return 0 ;;
@@ -45,6 +46,7 @@ _ftpc_value() {
         "_:--timeout") COMPREPLY=() ;;
         "_:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "_:--retries") COMPREPLY=() ;;
+        "_:-b"|"_:--batch") COMPREPLY=() ;;
         "list:-u"|"list:--user") COMPREPLY=() ;;
         "list:--timeout") COMPREPLY=() ;;
         "list:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;

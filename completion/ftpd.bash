@@ -22,7 +22,7 @@ _ftpd_options() {
         serve) echo "-h --help --listen --root --daemon" ;;
         check) echo "-h --help" ;;
         status) echo "-h --help --json" ;;
-        passwd) echo "-h --help --access --delete" ;;
+        passwd) echo "-h --help --access --home --delete" ;;
         *) : ;;
     esac
 }
@@ -35,6 +35,7 @@ _ftpd_takes_value() {
         "serve:--listen") return 0 ;;
         "serve:--root") return 0 ;;
         "passwd:--access") return 0 ;;
+        "passwd:--home") return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -47,6 +48,7 @@ _ftpd_value() {
         "serve:--listen") COMPREPLY=() ;;
         "serve:--root") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
         "passwd:--access") COMPREPLY=($(compgen -W "read write" -- "$cur")) ;;
+        "passwd:--home") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         *) COMPREPLY=() ;;
     esac
 }

@@ -1,4 +1,5 @@
-"""Throwaway PKI for the TLS tests: a CA and certificates it signs, made at test time."""
+"""Throwaway PKI for the TLS tests: a CA and a certificate it signs, made at test
+time. The suite's one certificate factory: every TLS test gets its files here."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,13 +61,21 @@ def _certificate(subject: str, key, issuer: str, issuer_key, ca: bool,
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_pki(directory: Path) -> Pki:
+def _alt_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def make_pki(directory: Path, names: Sequence[str] = ("localhost", "127.0.0.1")) -> Pki:
+    """CA and server certificate for `names` (host names or IP addresses)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _certificate("ftpd test CA", ca_key, "ftpd test CA", ca_key, ca=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = _certificate("localhost", key, "ftpd test CA", ca_key, ca=False, sans=sans)
+    cert = _certificate(names[0], key, "ftpd test CA", ca_key, ca=False,
+                        sans=[_alt_name(name) for name in names])
     (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return Pki(ca_cert=directory / "ca.pem", cert=directory / "cert.pem",

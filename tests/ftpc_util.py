@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.conftest import project_env
+from tests.harness import project_env
 
 
 def ftpc_env(home: Path, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:

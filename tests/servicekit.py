@@ -1,16 +1,14 @@
-"""Helpers for the service tests: slow clients, ftpd command runs, log waits."""
+"""Helpers for the service tests: big files, slow and idle clients, log waits."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Tuple
 
-from tests.conftest import Daemon, project_env, read_reply, wait_until
+from tests.harness import Daemon, read_reply, recv_counted, wait_until
 
 BLOCK = os.urandom(1 << 20)
 
@@ -37,40 +35,14 @@ def slow_download(daemon: Daemon, name: str, first: int = 1 << 16) -> Tuple[sock
     header = read_reply(sock)
     assert header.startswith(b"OK "), header
     count = int(header.split()[1])
-    read_exactly(sock, first)
+    recv_counted(sock, first)
     return sock, count
-
-
-def read_exactly(sock: socket.socket, count: int, digest: Optional["hashlib._Hash"] = None) -> int:
-    got = 0
-    while got < count:
-        data = sock.recv(min(1 << 20, count - got))
-        if not data:
-            break
-        got += len(data)
-        if digest is not None:
-            digest.update(data)
-    return got
 
 
 def idle_session(daemon: Daemon) -> socket.socket:
     sock = daemon.connect()
     assert read_reply(sock).startswith(b"OK FTPD/1")
     return sock
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def ftpd(args: List[str], cwd: Optional[Path] = None, env: Optional[dict] = None,
-         timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run the ftpd command line (this checkout) and capture its output."""
-    return subprocess.run([sys.executable, "-m", "ftpd"] + args, cwd=cwd,
-                          env=project_env(env), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def wait_for_log(daemon: Daemon, text: str, timeout: float = 15.0, count: int = 1) -> str:

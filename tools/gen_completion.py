@@ -94,7 +94,7 @@ def bash_accounts(program: Command, func: str) -> List[str]:
         "    # The config this command line uses, then its [access] users_file.",
         '    local conf=${FTPD_CONFIG:-/etc/ftpd/ftpd.conf} users i',
         "    for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do",
-        f"        case ${{COMP_WORDS[i]}} in",
+        "        case ${COMP_WORDS[i]} in",
         f"            {flags})",
         '                conf=${COMP_WORDS[i+1]}',
         '                [[ $conf == = ]] && conf=${COMP_WORDS[i+2]} ;;',

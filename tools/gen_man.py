@@ -24,6 +24,7 @@ import cli_model  # noqa: E402
 import gen_docs  # noqa: E402
 from cli_model import Command, Option  # noqa: E402
 from ftpd import __version__, cli as ftpd_cli, config  # noqa: E402
+from ftpd.ftpc import status as ftpc_status  # noqa: E402
 
 
 def roff(text: str) -> str:
@@ -199,8 +200,12 @@ def ftpc_page(program: Command) -> str:
     for option in program.options:
         out += option_item(option)
     out += commands_section(program)
+    epilog.pop("EXIT STATUS", None)         # rendered from the table itself, below
     for title, lines in epilog.items():
         out += [f".SH {roff(title)}"] + lines
+    out += [".SH EXIT STATUS"]
+    for code, meaning in ftpc_status.TABLE:
+        out += [".TP", bold(str(code)), roff(meaning)]
     out += [".SH SEE ALSO", "ftpd(8), netrc(5)"]
     return "\n".join(out) + "\n"
 
