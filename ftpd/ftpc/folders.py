@@ -165,8 +165,8 @@ class FolderCommands:
             if not found:
                 self.err(f"{word}: no match")
             names += found
-        self.each(names, lambda name: download(client, name, local_target(name, None),
-                                                options, self.bar()).path, "received")
+        self.each(names, lambda name: "Saved " + download(
+            client, name, local_target(name, None), options, self.bar()).path, "received")
 
     def do_mput(self, arg: str) -> None:
         """mput GLOB...: upload the matching local files into the remote directory."""
@@ -178,8 +178,8 @@ class FolderCommands:
             if not found:
                 self.err(f"{word}: no matching file")
             paths += found
-        self.each(paths, lambda path: upload(
-            client, path, join(self.rdir.cwd, os.path.basename(path)), self.bar()).path,
+        self.each(paths, lambda path: "Stored " + shown(upload(
+            client, path, join(self.rdir.cwd, os.path.basename(path)), self.bar()).path),
                   "sent")
         self.forget_listings()
 

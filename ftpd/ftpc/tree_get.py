@@ -19,7 +19,7 @@ from ftpd.client import Client, Entry, IntegrityError, ServerError
 from ftpd.client_local import Discard, Hashing, prefix_digest
 from ftpd.ftpc.paths import join, shown
 from ftpd.ftpc.transfer import (ASIDE_SUFFIX, Cancelled, LocalFileError, ProgressFactory,
-                                commit_part, open_part, part_path)
+                                commit_part, no_bar, open_part, part_path)
 from ftpd.ftpc.tree import (FatalErrors, Interrupts, KeepGoing, Say, Summary, TreeOptions,
                             abort, differs, file_digest, finish)
 
@@ -46,7 +46,7 @@ def get_tree(client: Client, remote_root: str, local_root: str, options: TreeOpt
         try:
             jobs = plan(client, remote_root, local_root, files, broken, options, summary, say,
                         interrupts)
-            receive_all(client, jobs, bar, summary, say, interrupts)
+            receive_all(client, jobs, bar if jobs else no_bar, summary, say, interrupts)
         except FatalErrors as exc:
             if isinstance(exc, KeyboardInterrupt):
                 client.close()      # file bytes may be in flight

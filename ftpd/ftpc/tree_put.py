@@ -18,7 +18,8 @@ from ftpd import protocol
 from ftpd.client import Client, ConnectionLost, Entry, ServerError
 from ftpd.ftpc.operations import entry_of
 from ftpd.ftpc.paths import join, shown
-from ftpd.ftpc.transfer import Cancelled, LocalFileError, ProgressFactory, path_problem
+from ftpd.ftpc.transfer import (Cancelled, LocalFileError, ProgressFactory, no_bar,
+                                path_problem)
 from ftpd.ftpc.tree import (FatalErrors, Interrupts, KeepGoing, Say, Summary, TreeOptions,
                             abort, differs, file_digest, finish, reason)
 
@@ -51,7 +52,8 @@ def put_tree(client: Client, local_root: str, remote_root: str, options: TreeOpt
             broken = make_dirs(client, remote_root, dirs, remote, summary, say)
             todo = plan(client, remote_root, files, remote, broken, options, summary, say,
                         interrupts)
-            send_all(client, remote_root, todo, bar, summary, say, interrupts)
+            send_all(client, remote_root, todo, bar if todo else no_bar, summary, say,
+                     interrupts)
         except FatalErrors as exc:
             if isinstance(exc, KeyboardInterrupt):
                 client.close()      # mid-upload: the server discards what it got
