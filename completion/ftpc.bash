@@ -4,8 +4,12 @@ _ftpc_options() {
     case "$1" in
         _) echo "-h --help --version -u --user -q --quiet --timeout --tls --cafile --insecure --retries -b --batch" ;;
         list) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        get) echo "-h --help -o --output -f --force -c --continue --no-verify -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        put) echo "-h --help --as -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        get) echo "-h --help -r --recursive -o --output -f --force -c --continue --no-verify -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        put) echo "-h --help --as -r --recursive -f --force -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        mkdir) echo "-h --help -p --parents -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        rm) echo "-h --help -r --recursive -y --yes -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        rmdir) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        mv) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         hash) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         *) : ;;
     esac
@@ -32,6 +36,22 @@ _ftpc_takes_value() {
         "put:--timeout") return 0 ;;
         "put:--cafile") return 0 ;;
         "put:--retries") return 0 ;;
+        "mkdir:-u"|"mkdir:--user") return 0 ;;
+        "mkdir:--timeout") return 0 ;;
+        "mkdir:--cafile") return 0 ;;
+        "mkdir:--retries") return 0 ;;
+        "rm:-u"|"rm:--user") return 0 ;;
+        "rm:--timeout") return 0 ;;
+        "rm:--cafile") return 0 ;;
+        "rm:--retries") return 0 ;;
+        "rmdir:-u"|"rmdir:--user") return 0 ;;
+        "rmdir:--timeout") return 0 ;;
+        "rmdir:--cafile") return 0 ;;
+        "rmdir:--retries") return 0 ;;
+        "mv:-u"|"mv:--user") return 0 ;;
+        "mv:--timeout") return 0 ;;
+        "mv:--cafile") return 0 ;;
+        "mv:--retries") return 0 ;;
         "hash:-u"|"hash:--user") return 0 ;;
         "hash:--timeout") return 0 ;;
         "hash:--cafile") return 0 ;;
@@ -61,6 +81,22 @@ _ftpc_value() {
         "put:--timeout") COMPREPLY=() ;;
         "put:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "put:--retries") COMPREPLY=() ;;
+        "mkdir:-u"|"mkdir:--user") COMPREPLY=() ;;
+        "mkdir:--timeout") COMPREPLY=() ;;
+        "mkdir:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "mkdir:--retries") COMPREPLY=() ;;
+        "rm:-u"|"rm:--user") COMPREPLY=() ;;
+        "rm:--timeout") COMPREPLY=() ;;
+        "rm:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "rm:--retries") COMPREPLY=() ;;
+        "rmdir:-u"|"rmdir:--user") COMPREPLY=() ;;
+        "rmdir:--timeout") COMPREPLY=() ;;
+        "rmdir:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "rmdir:--retries") COMPREPLY=() ;;
+        "mv:-u"|"mv:--user") COMPREPLY=() ;;
+        "mv:--timeout") COMPREPLY=() ;;
+        "mv:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "mv:--retries") COMPREPLY=() ;;
         "hash:-u"|"hash:--user") COMPREPLY=() ;;
         "hash:--timeout") COMPREPLY=() ;;
         "hash:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
@@ -72,9 +108,13 @@ _ftpc_value() {
 _ftpc_npositionals() {
     case "$1" in
         _) echo 1 ;;
-        list) echo 0 ;;
+        list) echo 1 ;;
         get) echo 1 ;;
         put) echo 1 ;;
+        mkdir) echo 1 ;;
+        rm) echo 1 ;;
+        rmdir) echo 1 ;;
+        mv) echo 2 ;;
         hash) echo 1 ;;
         *) echo 0 ;;
     esac
@@ -82,7 +122,7 @@ _ftpc_npositionals() {
 
 _ftpc_subcommands() {
     case "$1" in
-        _) echo "list get put hash" ;;
+        _) echo "list get put mkdir rm rmdir mv hash" ;;
         *) : ;;
     esac
 }
@@ -90,8 +130,14 @@ _ftpc_subcommands() {
 _ftpc_positional() {
     case "$1" in
         "_:0") COMPREPLY=($(compgen -A hostname -- "$cur")) ;;
+        "list:0") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "get:0") COMPREPLY=() ;;
         "put:0") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "mkdir:0") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "rm:0") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "rmdir:0") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "mv:0") COMPREPLY=() ;;
+        "mv:1") COMPREPLY=() ;;
         "hash:0") COMPREPLY=() ;;
         *) COMPREPLY=() ;;
     esac

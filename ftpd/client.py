@@ -334,6 +334,53 @@ class Client:
                 outcomes.append((path, exc))
         return outcomes
 
+    def batch(self, requests: Sequence[Tuple[str, ...]]
+              ) -> List[Union[List[str], ServerError]]:
+        """Pipeline requests whose reply is one line (H, M, D, R; fields
+        already on the wire), a window of WALK_WINDOW_BYTES at a time:
+        one round trip per window, not per request. Returns each reply's
+        OK fields, or its ServerError; a closing error is raised."""
+        outcomes: List[Union[List[str], ServerError]] = []
+        window: List[bytes] = []
+        size = 0
+        for verb, *fields in requests:
+            window.append(_format(verb, *fields))
+            size += len(window[-1])
+            if size >= WALK_WINDOW_BYTES:
+                outcomes += self._batch_window(window)
+                window, size = [], 0
+        return outcomes + (self._batch_window(window) if window else [])
+
+    def _batch_window(self, window: List[bytes]) -> List[Union[List[str], ServerError]]:
+        self._send(b"".join(window))
+        outcomes: List[Union[List[str], ServerError]] = []
+        for _ in window:
+            try:
+                outcomes.append(self._reply())
+            except ServerError as exc:
+                if self.closed:
+                    raise
+                outcomes.append(exc)
+        return outcomes
+
+    def send_requests(self, requests: Sequence[Tuple[str, ...]]) -> None:
+        """Send several requests at once (pipelining, protocol.md §1); the
+        caller reads each reply in order with read_reply() (and a G's bytes
+        with receive()). Keep the batch small: nothing is read meanwhile."""
+        self._send(b"".join(_format(verb, *fields) for verb, *fields in requests))
+
+    def read_reply(self) -> List[str]:
+        """The next reply's OK fields (ServerError for ERR)."""
+        return self._reply()
+
+    def read_count(self) -> int:
+        """The next reply, a byte count (a G's OK n)."""
+        return self._numbers(self._reply(), 1)[0]
+
+    def hash_reply(self, fields: List[str]) -> Tuple[int, str]:
+        """An H reply's OK fields (from batch) -> (size, sha256)."""
+        return self._hash_reply(fields)
+
     def hash(self, name: str) -> Tuple[int, str]:
         """The size and SHA-256 of a stored file, as the server has it now."""
         return self._hash_reply(self.request("H", protocol.encode_path(name)))

@@ -1,9 +1,12 @@
 """The `ftpc` command: an interactive shell, or one-shot commands for scripts.
 
     ftpc HOST[:PORT]                       interactive shell
-    ftpc HOST list [--json]
+    ftpc HOST list [PATH] [--json]
     ftpc HOST get NAME [-o PATH|-] [--force] [--continue] [--no-verify]
+    ftpc HOST get -r DIR [-o LOCAL] [--force] [--continue]
     ftpc HOST put PATH [--as NAME]
+    ftpc HOST put -r DIR [--as NAME] [--force]
+    ftpc HOST mkdir [-p] PATH...   rm [-r --yes] PATH...   rmdir PATH...   mv FROM TO
     ftpc HOST hash NAME [--json]
     ftpc --retries N HOST get NAME         resume through a balancer after a cut
     ftpc ftpd://HOST[:PORT]/NAME           the same as: ftpc HOST[:PORT] get NAME
@@ -30,8 +33,15 @@ from ftpd.ftpc.display import (human_size, listing_json, listing_table, terminal
                                transfer_summary)
 from ftpd.ftpc.status import (EX_OK, EX_PIPE, broken_pipe, exit_status, message,
                               table_text)
+from ftpd.ftpc.operations import entry_of, make_dirs, move, remove_tree
+from ftpd.ftpc.paths import absolute, resolve, split
+from ftpd.ftpc.status import EX_USAGE
 from ftpd.ftpc.transfer import (GetOptions, LocalFileError, ProgressFactory, download,
-                                download_to_stream, local_target, no_bar, tqdm_bar, upload)
+                                download_to_stream, local_target, no_bar, tqdm_bar)
+from ftpd.ftpc.tree import Summary, TreeOptions
+from ftpd.ftpc.tree_get import get_tree
+from ftpd.ftpc.tree_put import put_tree
+from ftpd.ftpc.upload import upload
 
 EPILOG = f"""\
 HOST is a name, an IPv4 address or [IPv6], optionally with :PORT (default {DEFAULT_PORT}),
@@ -77,10 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "the first that fails and exit with its status")
     parser.add_argument("host", metavar="HOST[:PORT]")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub = commands.add_parser("list", help="list the files on the server")
+    sub = commands.add_parser("list", help="list a directory on the server (the root "
+                                           "without PATH)")
+    sub.add_argument("path", metavar="PATH", nargs="?", default="")
     sub.add_argument("--json", action="store_true", help="print a JSON array")
-    sub = commands.add_parser("get", help="download NAME")
+    sub = commands.add_parser("get", help="download NAME (a whole directory with -r)")
     sub.add_argument("name", metavar="NAME")
+    sub.add_argument("-r", "--recursive", action="store_true",
+                     help="download the directory NAME and everything in it (a mirror: "
+                          "identical files are skipped)")
     sub.add_argument("-o", "--output", metavar="PATH", help="where to save it ('-' = stdout)")
     sub.add_argument("-f", "--force", action="store_true", help="replace an existing file")
     sub.add_argument("-c", "--continue", dest="resume", action="store_true",
@@ -91,12 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("path", metavar="PATH", help="a local file; '-' = standard input "
                                                   "(with --as NAME)")
     sub.add_argument("--as", dest="name", metavar="NAME", help="store under this name")
+    sub.add_argument("-r", "--recursive", action="store_true",
+                     help="upload the directory PATH and everything in it (a mirror: "
+                          "identical files are skipped)")
+    sub.add_argument("-f", "--force", action="store_true",
+                     help="with -r: replace files that differ on the server")
+    _folder_commands(commands)
     sub = commands.add_parser("hash", help="print the size and SHA-256 of NAME")
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("--json", action="store_true", help="print a JSON object")
     for sub in commands.choices.values():
         _common(sub, argparse.SUPPRESS)
     return parser
+
+
+def _folder_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    sub = commands.add_parser("mkdir", help="make directories")
+    sub.add_argument("-p", "--parents", action="store_true",
+                     help="make missing parents too; an existing directory is fine")
+    sub.add_argument("paths", metavar="PATH", nargs="+")
+    sub = commands.add_parser("rm", help="remove files (directories with -r --yes)")
+    sub.add_argument("-r", "--recursive", action="store_true",
+                     help="remove directories and everything in them")
+    sub.add_argument("-y", "--yes", action="store_true", help="confirm rm -r")
+    sub.add_argument("paths", metavar="PATH", nargs="+")
+    sub = commands.add_parser("rmdir", help="remove empty directories")
+    sub.add_argument("paths", metavar="PATH", nargs="+")
+    sub = commands.add_parser("mv", help="move or rename (into TO if it is a directory)")
+    sub.add_argument("source", metavar="FROM")
+    sub.add_argument("target", metavar="TO")
 
 
 # -- one-shot commands -----------------------------------------------------------------
@@ -113,12 +151,14 @@ def progress_factory(args: argparse.Namespace) -> ProgressFactory:
 
 
 def cmd_list(client: Client, args: argparse.Namespace) -> int:
-    entries = client.list()
+    entries = client.list(resolve("", args.path) or None)
     print(listing_json(entries) if args.json else "\n".join(listing_table(entries)))
     return EX_OK
 
 
 def cmd_get(client: Client, args: argparse.Namespace) -> int:
+    if args.recursive:
+        return cmd_get_tree(client, args)
     if args.output == "-":
         if args.resume:
             raise LocalFileError("--continue needs a file, not standard output")
@@ -138,7 +178,84 @@ def cmd_get(client: Client, args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_get_tree(client: Client, args: argparse.Namespace) -> int:
+    remote = resolve("", args.name)
+    local = args.output or split(remote)[1]
+    if not local or local == "-":
+        raise LocalFileError("get -r needs a local directory: -o DIR")
+    options = TreeOptions(force=args.force, resume=args.resume)
+    return tree_status(args, get_tree(client, remote, local, options, progress_factory(args),
+                                      lambda text: print(text, file=sys.stderr, flush=True)))
+
+
+def cmd_put_tree(client: Client, args: argparse.Namespace) -> int:
+    remote = resolve("", args.name or os.path.basename(os.path.normpath(args.path)))
+    options = TreeOptions(force=args.force)
+    return tree_status(args, put_tree(client, args.path, remote, options,
+                                      progress_factory(args),
+                                      lambda text: print(text, file=sys.stderr, flush=True)))
+
+
+def tree_status(args: argparse.Namespace, summary: Summary) -> int:
+    """The summary goes where success messages go, or with the failures."""
+    if summary.status == EX_OK:
+        say(args, summary.line())
+    else:
+        print(summary.line(), file=sys.stderr, flush=True)
+    return summary.status
+
+
+def cmd_mkdir(client: Client, args: argparse.Namespace) -> int:
+    for path in args.paths:
+        made = make_dirs(client, resolve("", path), args.parents)
+        said = [f"made {absolute(p)}" for p in made]
+        say(args, "\n".join(said) or f"{absolute(resolve('', path))} exists")
+    return EX_OK
+
+
+def cmd_rm(client: Client, args: argparse.Namespace) -> int:
+    if args.recursive and not args.yes:
+        return fail(EX_USAGE, "rm -r removes whole directories: add --yes to confirm")
+    for path in args.paths:
+        remote = resolve("", path)
+        say(args, f"removed {absolute(remote)}" + remove(client, remote, args.recursive))
+    return EX_OK
+
+
+def remove(client: Client, remote: str, recursive: bool) -> str:
+    """D, or for a directory with `recursive` the whole tree; returns what
+    to add to the message."""
+    if not remote:
+        raise LocalFileError("the root cannot be removed")
+    if recursive:
+        found = entry_of(client, remote)
+        if found is not None and found.is_dir:
+            return f" ({remove_tree(client, remote)} entries)"
+    client.delete(remote)
+    return ""
+
+
+def cmd_rmdir(client: Client, args: argparse.Namespace) -> int:
+    for path in args.paths:
+        remote = resolve("", path)
+        found = entry_of(client, remote)
+        if found is not None and not found.is_dir:
+            raise ServerError(409, f"not a directory: {absolute(remote)}")
+        client.delete(remote)
+        say(args, f"removed {absolute(remote)}")
+    return EX_OK
+
+
+def cmd_mv(client: Client, args: argparse.Namespace) -> int:
+    source = resolve("", args.source)
+    target = move(client, source, resolve("", args.target))
+    say(args, f"moved {absolute(source)} -> {absolute(target)}")
+    return EX_OK
+
+
 def cmd_put(client: Client, args: argparse.Namespace) -> int:
+    if args.recursive:
+        return cmd_put_tree(client, args)
     outcome = upload(client, args.path, args.name, progress_factory(args))
     say(args, transfer_summary("stored", outcome.path, outcome.size, outcome.sha256))
     return EX_OK
@@ -155,6 +272,7 @@ def cmd_hash(client: Client, args: argparse.Namespace) -> int:
 
 COMMANDS: Dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "list": cmd_list, "get": cmd_get, "put": cmd_put, "hash": cmd_hash,
+    "mkdir": cmd_mkdir, "rm": cmd_rm, "rmdir": cmd_rmdir, "mv": cmd_mv,
 }
 
 
@@ -199,7 +317,7 @@ def _url_path_as_get(args: argparse.Namespace) -> None:
     if args.command is not None:
         raise ValueError(f"{args.host}: a URL with a file is a download by itself; "
                          "leave the file out to give a command")
-    args.command, args.name, args.output = "get", path, None
+    args.command, args.name, args.output, args.recursive = "get", path, None, False
     args.force, args.resume, args.verify = False, False, True
 
 

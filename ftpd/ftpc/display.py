@@ -58,7 +58,9 @@ def local_time(epoch: int) -> str:
 
 
 def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "ies" if noun.endswith("y") else "s")
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 def listing_table(entries: Iterable[Entry]) -> List[str]:
@@ -80,9 +82,11 @@ def listing_table(entries: Iterable[Entry]) -> List[str]:
 
 
 def listing_json(entries: Sequence[Entry]) -> str:
-    """A directory is written as on the wire: size null, a '/' after its name."""
+    """A directory is written as on the wire: size null, a '/' after its name;
+    `type` says it in a word ("file" or "dir")."""
     return json.dumps([{"name": e.name + ("/" if e.is_dir else ""), "size": e.size,
-                        "mtime": e.mtime} for e in sorted(entries, key=lambda e: e.name)],
+                        "mtime": e.mtime, "type": "dir" if e.is_dir else "file"}
+                       for e in sorted(entries, key=lambda e: e.name)],
                       indent=2)
 
 

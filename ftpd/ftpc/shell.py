@@ -12,9 +12,8 @@ import inspect
 import os
 import shlex
 import sys
-import time
 from types import ModuleType
-from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Set, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
@@ -22,9 +21,12 @@ from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
 from ftpd.ftpc.connect import Target, resolve_login
 from ftpd.ftpc.display import (describe, human_size, listing_table, shown, terminal_lines,
                                transfer_summary)
+from ftpd.ftpc.folders import FolderCommands, Unfinished
+from ftpd.ftpc.paths import RemoteDir, absolute
 from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
 from ftpd.ftpc.transfer import (Cancelled, GetOptions, download, local_target, no_bar,
-                                tqdm_bar, upload)
+                                tqdm_bar)
+from ftpd.ftpc.upload import upload
 
 readline: Optional[ModuleType]
 try:
@@ -34,9 +36,14 @@ except ImportError:        # a Python built without readline: no completion, no 
 
 MENU = """\
 Commands:
-  ls                    list the files on the server
+  ls [PATH]             list a directory on the server
+  cd PATH  pwd          change (.. up, / top, - back) or show the remote directory
   get NAME [LOCAL]      download (options: --force, --continue, --no-verify)
   put LOCAL [NAME]      upload; the server checks its SHA-256
+  get -r DIR [LOCAL]    download a directory; put -r DIR [NAME] uploads one
+                        (identical files are skipped; --force replaces others)
+  mget GLOB...  mput GLOB...   several files by pattern (*.jpg)
+  mkdir [-p] PATH  rmdir PATH  rm [-r] PATH...  mv FROM TO
   hash NAME             size and SHA-256 of a file on the server
   login USER            log in (the password is asked without echo)
   lcd [DIR]  lls        change or list the local directory
@@ -45,8 +52,8 @@ Commands:
 Quote names with spaces: get "my file.txt". Tab completes names."""
 
 GET_FLAGS = {"-f": "force", "--force": "force", "-c": "resume", "--continue": "resume",
-             "--no-verify": "no_verify"}
-NAMES_TTL = 5.0      # seconds a listing is reused for tab completion
+             "--no-verify": "no_verify", "-r": "recursive"}
+PUT_FLAGS = {"-r": "recursive", "-f": "force", "--force": "force"}
 HISTORY_LENGTH = 1000
 
 
@@ -76,7 +83,7 @@ def split_args(arg: str, usage: str, least: int, most: int,
     return words, chosen
 
 
-class Shell(cmd.Cmd):
+class Shell(FolderCommands, cmd.Cmd):
     def __init__(self, target: Target, login: Optional[Tuple[str, str]], quiet: bool = False,
                  batch: bool = False):
         super().__init__()
@@ -84,17 +91,26 @@ class Shell(cmd.Cmd):
         self.status = EX_OK        # of the last command, as ftpc would exit with it
         self.where = ""            # in batch mode, the line being run
         self.client: Optional[Client] = None
-        self.names: Tuple[float, List[str]] = (0.0, [])
+        self.rdir = RemoteDir()
+        self.listings = {}
         self.history = os.environ.get("FTPC_HISTORY") or os.path.expanduser("~/.ftpc_history")
 
     @property
     def prompt(self) -> str:   # type: ignore[override]
         state = "" if self.connected else " (not connected)"
-        return f"ftpc {self.target.label}{state}> "
+        where = f":{absolute(self.rdir.cwd)}" if self.rdir.cwd else ""
+        return f"ftpc {self.target.label}{where}{state}> "
 
     @property
     def connected(self) -> bool:
         return self.client is not None and not self.client.closed
+
+    def client_closed(self) -> bool:
+        return self.client is not None and self.client.closed
+
+    def words(self, arg: str, usage: str, least: int, most: int,
+              flags: Optional[Dict[str, str]] = None) -> Tuple[List[str], Set[str]]:
+        return split_args(arg, usage, least, most, flags)
 
     def out(self, text: str) -> None:
         print(terminal_lines(text), file=self.stdout, flush=True)
@@ -112,7 +128,7 @@ class Shell(cmd.Cmd):
         """Open a session with self.target and log in if we have credentials."""
         self.client = None
         client = self.client = self.target.connect()
-        self.names = (0.0, [])
+        self.forget_listings()
         if self.login:
             try:
                 who = client.login(*self.login)
@@ -190,6 +206,8 @@ class Shell(cmd.Cmd):
     def report(self, exc: BaseException) -> int:
         """Say what went wrong in one sentence, mend the session where it can
         be mended, and return the exit status the failure stands for."""
+        if isinstance(exc, Unfinished):      # what failed was said already
+            return exc.status
         if isinstance(exc, NotConnected):
             self.err(f"Not connected; type 'open {self.target.label}' to connect.")
             return EX_CONNECTION
@@ -258,43 +276,55 @@ class Shell(cmd.Cmd):
     # -- remote commands -------------------------------------------------------------------
 
     def do_ls(self, arg: str) -> None:
-        """ls: list the files on the server (size, local time, name)."""
-        split_args(arg, "ls", 0, 0)
-        entries = self.need().list()
-        self.names = (time.monotonic(), [e.name for e in entries])
+        """ls [PATH]: list a remote directory (size, local time, name; a
+        directory has a / after its name), the current one without PATH."""
+        words, _ = split_args(arg, "ls [PATH]", 0, 1)
+        entries = self.need().list(self.rdir.resolve(words[0] if words else ".") or None)
         self.out("\n".join(listing_table(entries)))
 
     do_list = do_ls
 
     def do_get(self, arg: str) -> None:
-        """get [--force] [--continue] [--no-verify] NAME [LOCAL]: download NAME.
+        """get [-r] [--force] [--continue] [--no-verify] NAME [LOCAL]: download NAME.
 
         It is saved as LOCAL (or into the directory LOCAL), else as NAME here,
         only once complete and its SHA-256 matches the server's. --force
-        replaces an existing file; --continue resumes a cut download."""
-        usage = "get [--force] [--continue] [--no-verify] NAME [LOCAL]"
+        replaces an existing file; --continue resumes a cut download (or an
+        existing shorter file, as wget -c). With -r NAME is a directory,
+        downloaded whole to LOCAL (default: its name); files already here
+        and identical are skipped. Ctrl-C stops after the current file."""
+        usage = "get [-r] [--force] [--continue] [--no-verify] NAME [LOCAL]"
         words, flags = split_args(arg, usage, 1, 2, GET_FLAGS)
+        if "recursive" in flags:
+            self.get_tree(words, flags)
+            return
         options = GetOptions("force" in flags, "resume" in flags, "no_verify" not in flags)
-        target = local_target(words[0], words[1] if len(words) > 1 else None)
-        outcome = download(self.need(), words[0], target, options, self.bar())
+        remote = self.rdir.resolve(words[0])
+        target = local_target(remote, words[1] if len(words) > 1 else None)
+        outcome = download(self.need(), remote, target, options, self.bar())
         self.out(transfer_summary("Saved", outcome.path, outcome.size, outcome.sha256,
                                   outcome.resumed_from))
 
     def do_put(self, arg: str) -> None:
-        """put LOCAL [NAME]: upload a local file, as NAME if given.
+        """put [-r] [--force] LOCAL [NAME]: upload a local file, as NAME if given.
 
-        Its SHA-256 is announced, so the server stores it only if it arrived
-        intact; until then the old file of that name stays as it was."""
-        words, _ = split_args(arg, "put LOCAL [NAME]", 1, 2)
-        outcome = upload(self.need(), words[0], words[1] if len(words) > 1 else None,
-                         self.bar())
-        self.names = (0.0, [])
+        Its SHA-256 travels with it, so the server stores it only if it
+        arrived intact; until then the old file of that name stays as it
+        was. With -r LOCAL is a directory, uploaded whole; files already on
+        the server and identical are skipped, others replaced with --force."""
+        words, flags = split_args(arg, "put [-r] [--force] LOCAL [NAME]", 1, 2, PUT_FLAGS)
+        if "recursive" in flags:
+            self.put_tree(words, flags)
+            return
+        name = words[1] if len(words) > 1 else os.path.basename(os.path.normpath(words[0]))
+        outcome = upload(self.need(), words[0], self.rdir.resolve(name), self.bar())
+        self.forget_listings()
         self.out(transfer_summary("Stored", outcome.path, outcome.size, outcome.sha256))
 
     def do_hash(self, arg: str) -> None:
         """hash NAME: the size and SHA-256 of a file on the server."""
         words, _ = split_args(arg, "hash NAME", 1, 1)
-        size, digest = self.need().hash(words[0])
+        size, digest = self.need().hash(self.rdir.resolve(words[0]))
         self.out(f"{digest}  {words[0]}  ({human_size(size)})")
 
     def do_login(self, arg: str) -> None:
@@ -351,16 +381,6 @@ class Shell(cmd.Cmd):
 
     # -- completion -----------------------------------------------------------------------
 
-    def remote_names(self, prefix: str) -> List[str]:
-        stamp, names = self.names
-        if self.connected and time.monotonic() - stamp > NAMES_TTL:
-            try:
-                names = [e.name for e in self.need().list()]
-            except ClientError:
-                return []
-            self.names = (time.monotonic(), names)
-        return names
-
     def _complete(self, line: str, begidx: int, endidx: int,
                   sources: Sequence[Callable[[str], List[str]]]) -> List[str]:
         partial = split_partial(line[:endidx])
@@ -371,17 +391,26 @@ class Shell(cmd.Cmd):
         return matches(partial, source(partial.value), begidx, line[:endidx])
 
     def complete_get(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (self.remote_names, local_paths))
-
-    def complete_hash(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (self.remote_names,))
+        return self._complete(line, begidx, endidx, (self.remote_paths, local_paths))
 
     def complete_put(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (local_paths, self.remote_names))
+        return self._complete(line, begidx, endidx, (local_paths, self.remote_paths))
 
     def complete_lcd(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx, (self.local_dirs,))
+
+    def complete_cd(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
         return self._complete(line, begidx, endidx,
-                              (lambda prefix: local_paths(prefix, dirs_only=True),))
+                              (lambda prefix: self.remote_paths(prefix, dirs_only=True),))
+
+    def complete_remote(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx, (self.remote_paths,))
+
+    complete_hash = complete_ls = complete_rm = complete_mv = complete_mget = complete_remote
+    complete_rmdir = complete_cd
+
+    def complete_mput(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
+        return self._complete(line, begidx, endidx, (local_paths,))
 
 
 def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False) -> int:

@@ -22,9 +22,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Optional, Tuple
 
@@ -34,6 +32,7 @@ from ftpd.client import (Client, ClientError, ConnectionLost, IntegrityError, Lo
                          ServerError)
 
 PART_SUFFIX = ".ftpc-part"
+ASIDE_SUFFIX = ".ftpc-kept"      # an existing file --continue found not to be a prefix
 ProgressFactory = Callable[[str, int, int], Any]   # (label, total, initial) -> bar
 
 
@@ -96,11 +95,13 @@ def part_path(target: str) -> str:
 
 
 def local_target(name: str, local: Optional[str]) -> str:
-    """Where `get NAME [LOCAL]` writes: LOCAL, or NAME inside LOCAL if a dir."""
+    """Where `get NAME [LOCAL]` writes: LOCAL, or NAME's last component
+    (here, or inside LOCAL if that is a directory)."""
+    base = name.rpartition("/")[2]
     if not local:
-        return name
+        return base
     local = os.path.expanduser(local)
-    return os.path.join(local, name) if os.path.isdir(local) else local
+    return os.path.join(local, base) if os.path.isdir(local) else local
 
 
 class _Sink:
@@ -119,27 +120,49 @@ class _Sink:
 
 def download(client: Client, name: str, target: str, options: GetOptions = GetOptions(),
              bar: ProgressFactory = no_bar) -> Outcome:
-    _check_remote_name(name)       # it becomes a local path: never ../ or /
-    if os.path.lexists(target) and not options.force:
-        if options.resume:
-            return _already_complete(client, name, target)
-        raise LocalFileError(f"{target} already exists; use --force to replace it")
+    _check_remote_name(name)       # its last part becomes a local name: never ../ or /
     part = part_path(target)
+    adopted = 0
+    if os.path.lexists(target) and not options.force:
+        if not options.resume:
+            raise LocalFileError(f"{target} already exists; use --force to replace it")
+        found = _adopt_existing(client, name, target, part)
+        if isinstance(found, Outcome):
+            return found
+        adopted = found
     offset = _resumable_size(part)      # a kept partial is resumed, then verified whole
     verify = options.verify or offset > 0
     try:
-        handle = _open_part(part, offset)
+        handle = open_part(part, offset)
     except OSError as exc:
         raise LocalFileError(f"cannot write {part}: {exc.strerror}") from exc
     try:
         with handle:
+            mtime = remote_mtime(client, name)
             size, digest, offset = _fetch_part(client, name, handle, offset, verify, options,
                                                bar)
             os.fsync(handle.fileno())
-        _commit(part, target, options.force)
+        if mtime is not None:
+            os.utime(part, (mtime, mtime))      # the server's time, as rsync -a and curl -R
+        commit_part(part, target, options.force or adopted > 0)
     except BaseException as exc:
+        if adopted and isinstance(exc, IntegrityError):
+            raise _set_aside(part, target, adopted) from exc
         raise _after_failure(exc, client, name, part) from exc
     return Outcome(target, offset + size, digest, offset)
+
+
+def remote_mtime(client: Client, name: str) -> Optional[int]:
+    """The file's modification time from its L row (None if it is no file:
+    the G that follows says why)."""
+    try:
+        rows = client.list(name)
+    except ServerError:
+        return None
+    base = name.rpartition("/")[2]
+    if len(rows) == 1 and not rows[0].is_dir and rows[0].name == base:
+        return rows[0].mtime
+    return None
 
 
 def _fetch_part(client: Client, name: str, handle: BinaryIO, offset: int, verify: bool,
@@ -193,8 +216,10 @@ def _hash_again(client: Client, name: str) -> Optional[Tuple[int, str]]:
         return None
 
 
-def _already_complete(client: Client, name: str, target: str) -> Outcome:
-    """`get --continue` over a finished file: done if it is the server's copy."""
+def _adopt_existing(client: Client, name: str, target: str, part: str) -> "Outcome | int":
+    """`get --continue` over an existing file (as wget -c): done if it is the
+    server's copy; if shorter, it becomes the partial file to resume (its
+    size is returned), checked whole by SHA-256 once the rest arrived."""
     remote_size, remote_digest = client.hash(name)
     try:
         with open(target, "rb") as handle:
@@ -203,16 +228,47 @@ def _already_complete(client: Client, name: str, target: str) -> Outcome:
                 if local_size == remote_size else None
     except OSError as exc:
         raise LocalFileError(f"cannot read {target}: {exc.strerror}") from exc
-    if local_digest != remote_digest:
+    if local_digest == remote_digest:
+        return Outcome(target, local_size, local_digest, already_complete=True)
+    if local_size >= remote_size or not os.path.isfile(target):
         raise LocalFileError(f"{target} already exists and differs from the server's copy; "
                              "use --force to replace it")
-    return Outcome(target, local_size, local_digest, already_complete=True)
+    try:
+        os.replace(target, part)
+    except OSError as exc:
+        raise LocalFileError(f"cannot resume {target}: {exc.strerror}") from exc
+    return local_size
+
+
+def _set_aside(part: str, target: str, adopted: int) -> VerifyError:
+    """The file we continued was not the start of the server's: give the
+    person their own bytes back, beside the target, and say where."""
+    aside = target + ASIDE_SUFFIX
+    try:
+        os.truncate(part, adopted)
+        os.replace(part, aside)
+    except OSError as exc:
+        return VerifyError(f"{target} was not the start of the server's file and could "
+                           f"not be set aside ({exc.strerror}); its bytes are in {part}")
+    return VerifyError(f"{target} was not the start of the server's file (the SHA-256 of "
+                       f"the whole did not match); your file was kept as {aside}")
 
 
 def _check_remote_name(name: str) -> None:
-    problem = protocol.name_problem(name)
+    problem = path_problem(name)
     if problem:
-        raise LocalFileError(f"{name!r} cannot be a file on the server: a name {problem}")
+        raise LocalFileError(f"{name!r} cannot be a file on the server: {problem}")
+
+
+def path_problem(path: str) -> Optional[str]:
+    """Why `path` cannot be a path on the server (protocol.md §1), or None."""
+    if not path:
+        return "the path is empty"
+    for part in path.split("/"):
+        problem = protocol.name_problem(part)
+        if problem:
+            return f"a name {problem}"
+    return None
 
 
 def _resumable_size(part: str) -> int:
@@ -222,7 +278,7 @@ def _resumable_size(part: str) -> int:
         return 0
 
 
-def _open_part(part: str, offset: int) -> BinaryIO:
+def open_part(part: str, offset: int) -> BinaryIO:
     # O_NOFOLLOW: a planted symlink must not redirect our write elsewhere.
     # (Windows has no O_NOFOLLOW and needs O_BINARY: both fall back to 0.)
     flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -243,7 +299,9 @@ def _prefix_digest(handle: BinaryIO, offset: int) -> Any:
         raise LocalFileError("the partial file shrank while it was being read") from None
 
 
-def _commit(part: str, target: str, force: bool) -> None:
+def commit_part(part: str, target: str, force: bool) -> None:
+    """Give the finished part file its final name (atomically; without
+    `force`, never over an existing file)."""
     try:
         if force:
             os.replace(part, target)
@@ -306,60 +364,3 @@ def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = 
         client.close()
         raise Cancelled("download cancelled") from exc
     return Outcome("-", size, digest)
-
-
-# -- upload --------------------------------------------------------------------------
-
-def upload(client: Client, path: str, name: Optional[str] = None,
-           bar: ProgressFactory = no_bar, stdin: Optional[BinaryIO] = None) -> Outcome:
-    """Send a local file (`-`: standard input, spooled to a temporary file to
-    learn its size and SHA-256); `P` announces the digest so the server
-    verifies it."""
-    if path == "-":
-        if not name:
-            raise LocalFileError("put - needs a name for the server: put - --as NAME")
-        _check_store_name(name)
-        with _spool(stdin or sys.stdin.buffer) as spooled:
-            return _send(client, spooled, name, bar)
-    path = os.path.expanduser(path)
-    name = name or os.path.basename(os.path.normpath(path))
-    _check_store_name(name)
-    if not os.path.isfile(path):
-        what = "is not a regular file" if os.path.exists(path) else "does not exist"
-        raise LocalFileError(f"{path} {what}")
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
-    with handle:
-        return _send(client, handle, name, bar)
-
-
-def _check_store_name(name: str) -> None:
-    problem = protocol.name_problem(name)
-    if problem:
-        raise LocalFileError(f"cannot store as {name!r}: a name {problem}; "
-                             "choose another name")
-
-
-def _spool(source: BinaryIO) -> BinaryIO:
-    spooled = tempfile.TemporaryFile()
-    try:
-        shutil.copyfileobj(source, spooled, 1 << 20)
-        spooled.seek(0)
-    except OSError as exc:
-        spooled.close()
-        raise LocalFileError(f"cannot spool standard input: {exc.strerror or exc}") from exc
-    return spooled
-
-
-def _send(client: Client, handle: BinaryIO, name: str, bar: ProgressFactory) -> Outcome:
-    progress = bar(name, os.fstat(handle.fileno()).st_size, 0)
-    try:
-        size, digest = client.put(handle, name, progress=progress.update)
-    except KeyboardInterrupt as exc:
-        client.close()      # a cut upload is never committed by the server
-        raise Cancelled("upload cancelled; nothing was stored on the server") from exc
-    finally:
-        progress.close()
-    return Outcome(name, size, digest)

@@ -343,7 +343,9 @@ def test_the_issue_s_listing_is_exit_3_naming_what_the_server_sent(tmp_path):
     ([b"OK 9 " + b"0" * 64 + b"\nOK 9\n123456789"], EX_VERIFY, b"does not match"),
 ])
 def test_ftpc_get_in_a_process_says_what_went_wrong(tmp_path, chunks, status, said):
-    with HostileServer(Plan(GREETING, chunks)) as server:
+    # ftpc get asks L first, for the file's time (it keeps the server's mtime)
+    row = b"OK 1\n9 1764230400 " + NAME.encode() + b"\n"
+    with HostileServer(Plan(GREETING, [row] + chunks)) as server:
         result = run_ftpc(server.address, "get", NAME, home=tmp_path, timeout=30)
     assert result.returncode == status, result.stderr
     assert b"Traceback" not in result.stderr and said in result.stderr, result.stderr

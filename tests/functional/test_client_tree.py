@@ -424,6 +424,7 @@ def test_ftpc_list_shows_directories(daemon, tmp_path):
     listed = run_ftpc(f"{daemon.host}:{daemon.port}", "list", "--json", home=home)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == [
-        {"name": "f.bin", "size": 2048, "mtime": int(os.stat(daemon.root / "f.bin").st_mtime)},
+        {"name": "f.bin", "size": 2048, "mtime": int(os.stat(daemon.root / "f.bin").st_mtime),
+         "type": "file"},
         {"name": "photos/", "size": None,
-         "mtime": int(os.stat(daemon.root / "photos").st_mtime)}]
+         "mtime": int(os.stat(daemon.root / "photos").st_mtime), "type": "dir"}]

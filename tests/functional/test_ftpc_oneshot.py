@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from ftpd.ftpc.transfer import part_path, upload
+from ftpd.ftpc.transfer import part_path
+from ftpd.ftpc.upload import upload
 from tests.harness import closed_port, wait_until
 from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file, run_ftpc
 
@@ -52,7 +53,8 @@ def test_list_json_matches_the_library(daemon, home):
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     expected = [{"name": n, "size": os.stat(daemon.root / n).st_size,
-                 "mtime": int(os.stat(daemon.root / n).st_mtime)} for n in ("a.bin", "b b.bin")]
+                 "mtime": int(os.stat(daemon.root / n).st_mtime), "type": "file"}
+                for n in ("a.bin", "b b.bin")]
     assert listed == expected
 
 
@@ -228,7 +230,7 @@ def test_ctrl_c_during_continue_keeps_the_partial_it_was_asked_to_keep(daemon, h
 
 # -- uploads and credentials ---------------------------------------------------------------------
 
-def test_put_announces_sha256_and_stores_under_another_name(daemon, home):
+def test_put_streams_sha256_keeps_mtime_and_stores_under_another_name(daemon, home):
     data = make_file(home / "local.bin", 300_000)
     result = run_ftpc(addr(daemon), "put", "local.bin", "--as", "remote copy.bin", home=home)
     assert result.returncode == 0, result.stderr
@@ -239,8 +241,12 @@ def test_put_announces_sha256_and_stores_under_another_name(daemon, home):
         sent = []
         real = client.request
         client.request = lambda verb, *fields: sent.append((verb, fields)) or real(verb, *fields)
-        upload(client, str(home / "local.bin"), "again.bin")
-    assert sent[0] == ("P", ("again.bin", str(len(data)), hashlib.sha256(data).hexdigest()))
+        os.utime(home / "local.bin", (1_500_000_000, 1_500_000_000))
+        outcome = upload(client, str(home / "local.bin"), "again.bin")
+    # hashed while sent (the file is read once), its time travels with it
+    assert sent[0] == ("P", ("again.bin", str(len(data)), "-", "1500000000"))
+    assert outcome.sha256 == hashlib.sha256(data).hexdigest()
+    assert os.stat(daemon.root / "again.bin").st_mtime == 1_500_000_000
 
 
 def test_password_comes_from_env_or_netrc_never_argv(daemon, home):
