@@ -16,7 +16,7 @@ from typing import List, Optional, Set, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, Entry, IntegrityError, ServerError
-from ftpd.client_local import Discard, Hashing, prefix_digest
+from ftpd.client.local import Discard, Hashing, prefix_digest
 from ftpd.ftpc.paths import join, absolute
 from ftpd.ftpc.transfer import (ASIDE_SUFFIX, Cancelled, LocalFileError, ProgressFactory,
                                 commit_part, no_bar, open_part, part_path)

@@ -12,8 +12,8 @@ from typing import List
 
 import pytest
 
-import ftpd.client as client_module
-from ftpd import filehash
+from ftpd.client import tree as client_tree
+from ftpd.client import readahead as filehash
 from ftpd.client import Client, ConnectionLost, Entry, ServerError
 from tests.certs import make_pki
 from tests.harness import Daemon, fork_only, wait_until
@@ -275,7 +275,7 @@ def test_walk_pipelines_a_wide_level_in_windows(daemon, monkeypatch):
         assert {d: [(e.name, e.size) for e in fs] for d, _, fs in steps[1:]} == \
             {name: [("f", 3)] for name in names}
         # one L for the root, then the 120 directories in two windows, not 120 sends
-        assert len(sends) == 3 and max(sends) <= client_module.WALK_WINDOW_BYTES
+        assert len(sends) == 3 and max(sends) <= client_tree.WALK_WINDOW_BYTES
         assert sum(sends[1:]) == sum(len(f"L {name}\n") for name in names)
         for count, _ in enumerate(c.walk(), 1):
             if count == 5:

@@ -12,7 +12,7 @@ import os
 import secrets
 from typing import Any, BinaryIO, Optional, Tuple
 
-from ftpd.client_errors import LocalError
+from ftpd.client.errors import LocalError
 from ftpd.fileutil import ShortRead, sha256_run
 
 class Hashing:
