@@ -21,6 +21,7 @@ import copy
 import ctypes
 import errno
 import hashlib
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 from ftpd import protocol
 from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
                            TOO_LARGE)
-from ftpd.server import temps
+from ftpd.server import digests, temps
 from ftpd.server.errors import MISSING, LibraryError, os_error
 from ftpd.server.upload import Upload
 from ftpd.server.temps import (DIR_FLAGS, TEMP_PREFIX, node_host,  # noqa: F401 (re-exported)
@@ -67,6 +68,8 @@ class Library:
         self.node_pid = node_pid if node_pid is not None else os.getpid()
         self.home: Tuple[str, ...] = ()
         self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Probed once: where the file system has no user xattrs, H always hashes.
+        self.digest_cache = digests.supported(self.dir_fd)
 
     def close(self) -> None:
         if self.dir_fd >= 0:
@@ -185,17 +188,22 @@ class Library:
         return fd, info.st_size
 
     def hash(self, path: PathArg) -> Tuple[int, str]:
+        """(size, sha256) of a file as it is now: the digest recorded with it
+        while its size and mtime still match, else read and hashed (and
+        recorded for next time)."""
         fd, size = self.open_read(path)
         with os.fdopen(fd, "rb", buffering=0) as handle:
-            digest = hashlib.sha256()
-            remaining = size   # hash the snapshot size, even if the file grows
-            while remaining:
-                chunk = handle.read(min(READ_CHUNK, remaining))
-                if not chunk:
-                    raise LibraryError(INTERNAL, "file shrank while hashing")
-                digest.update(chunk)
-                remaining -= len(chunk)
-        return size, digest.hexdigest()
+            info = os.fstat(fd)
+            if self.digest_cache:
+                known = digests.recall(fd, info)
+                if known is not None:
+                    return size, known
+            digest = _hash_prefix(handle, size)   # the snapshot size, even if it grows
+            after = os.fstat(fd)
+            unchanged = (after.st_size, after.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+            if self.digest_cache and unchanged and digests.settled(after):
+                digests.record(fd, digest, after)
+        return size, digest
 
     # -- writing -----------------------------------------------------------------------
 
@@ -286,6 +294,19 @@ class Library:
     def remove_session_temps(self, session_pid: int) -> List[str]:
         """After a session died without cleaning up, drop its temps."""
         return temps.sweep(self.dir_fd, temps.of_session(self.node_pid, session_pid))
+
+
+def _hash_prefix(handle: io.RawIOBase, size: int) -> str:
+    """SHA-256 of the first `size` bytes from the handle's position."""
+    digest = hashlib.sha256()
+    remaining = size
+    while remaining:
+        chunk = handle.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            raise LibraryError(INTERNAL, "file shrank while hashing")
+        digest.update(chunk)
+        remaining -= len(chunk)
+    return digest.hexdigest()
 
 
 # -- steps relative to a directory fd ------------------------------------------------

@@ -129,6 +129,9 @@ class Server:
         removed = self.library.cleanup_temps()
         if removed:
             log.info("removed %d stale upload temp(s) in %s", len(removed), self.library.root)
+        if not self.library.digest_cache:
+            log.warning("%s has no user extended attributes: H hashes every file each "
+                        "time instead of keeping its digest", self.library.root)
         for sock in self.sockets():
             self.selector.register(sock, selectors.EVENT_READ)
             log.info("listening on %s", listen_mod.describe(sock))

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Optional, Tuple
 
 from ftpd.protocol import CONFLICT, DIGEST_MISMATCH, FORBIDDEN, NOT_FOUND
+from ftpd.server import digests
 from ftpd.server.errors import LibraryError, os_error
 from ftpd.server.hashing import OverlappedSha256
 from ftpd.server.temps import temp_name
@@ -62,8 +63,7 @@ class Upload:
             raise LibraryError(DIGEST_MISMATCH, "sha256 mismatch, nothing stored")
         lib = self.library
         try:
-            if self.mtime is not None:
-                os.utime(self.fd, ns=(time.time_ns(), self.mtime * 1_000_000_000))
+            self._stamp(actual)
             if lib.fsync:
                 os.fsync(self.fd)
             os.close(self.fd)
@@ -79,6 +79,17 @@ class Upload:
         except OSError as exc:
             raise os_error(exc, "cannot store") from exc
         return actual
+
+    def _stamp(self, digest: str) -> None:
+        """Set the final mtime, then record the digest against it: the
+        record must name the mtime the file keeps. Without a client's mtime
+        the file gets a fine-grained one of its own (see digests: a later
+        write, stamped by the coarse clock, cannot land on the same value)."""
+        now = time.time_ns()
+        mtime_ns = now if self.mtime is None else self.mtime * 1_000_000_000
+        os.utime(self.fd, ns=(now, mtime_ns))
+        if self.library.digest_cache:
+            digests.record(self.fd, digest)
 
     def _move_into(self, place: "Place") -> None:
         if self.library.overwrite:
