@@ -30,7 +30,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 from ftpd import protocol
 from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
                            TOO_LARGE)
-from ftpd.server import digests, temps
+from ftpd.server import digests, partials, temps
 from ftpd.server.errors import MISSING, LibraryError, os_error
 from ftpd.server.upload import Upload
 from ftpd.server.temps import (DIR_FLAGS, TEMP_PREFIX, node_host,  # noqa: F401 (re-exported)
@@ -57,7 +57,8 @@ class Place:
 class Library:
     def __init__(self, root: str, *, fsync: bool = True, overwrite: bool = True,
                  max_file_size: int = 0, min_free_space: int = 0, max_depth: int = 32,
-                 max_entries: int = 100000, node_pid: Optional[int] = None):
+                 max_entries: int = 100000, node_pid: Optional[int] = None,
+                 partial_ttl: float = 3600.0):
         self.root = root
         self.fsync = fsync
         self.overwrite = overwrite
@@ -65,6 +66,7 @@ class Library:
         self.min_free_space = min_free_space
         self.max_depth = max_depth
         self.max_entries = max_entries
+        self.partial_ttl = partial_ttl
         self.node_pid = node_pid if node_pid is not None else os.getpid()
         self.home: Tuple[str, ...] = ()
         self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -226,8 +228,10 @@ class Library:
         return info.f_bavail * info.f_frsize - self.min_free_space
 
     def begin_upload(self, path: PathArg, session_pid: Optional[int] = None,
-                     mtime: Optional[int] = None) -> Upload:
-        return Upload(self, self.parts(path), session_pid or os.getpid(), mtime)
+                     mtime: Optional[int] = None, partial: Optional[str] = None) -> Upload:
+        """An upload into a fresh temp, or with `partial` (see partials) into
+        the kept, resumable one of that name, continuing after what it holds."""
+        return Upload(self, self.parts(path), session_pid or os.getpid(), mtime, partial)
 
     def mkdir(self, path: PathArg) -> None:
         """One directory; its parent must exist (404), the path must not (409)."""
@@ -288,8 +292,10 @@ class Library:
     # -- housekeeping ------------------------------------------------------------------
 
     def cleanup_temps(self, alive: Callable[[int], bool] = pid_alive) -> List[str]:
-        """Remove temps that a dead node of this host left, anywhere in the tree."""
-        return temps.sweep(self.dir_fd, temps.stale_for_node(self.node_pid, alive))
+        """Remove temps that a dead node of this host left, and expired
+        resumable partials, anywhere in the tree."""
+        return (temps.sweep(self.dir_fd, temps.stale_for_node(self.node_pid, alive))
+                + partials.sweep_expired(self.dir_fd, self.partial_ttl))
 
     def remove_session_temps(self, session_pid: int) -> List[str]:
         """After a session died without cleaning up, drop its temps."""

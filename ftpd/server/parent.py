@@ -88,7 +88,8 @@ def open_library(config: Config) -> Library:
     files = config.files
     return Library(config.server.root, fsync=files.fsync, overwrite=files.overwrite,
                    max_file_size=files.max_file_size, min_free_space=files.min_free_space,
-                   max_depth=files.max_depth, max_entries=files.max_entries_per_listing)
+                   max_depth=files.max_depth, max_entries=files.max_entries_per_listing,
+                   partial_ttl=files.partial_upload_ttl)
 
 
 def _noop_handler(signum: int, frame: Optional[FrameType]) -> None:
