@@ -3,12 +3,16 @@ the rest, verified whole, and removed when it expires."""
 
 import hashlib
 import os
+import socket
+import threading
 import time
+from typing import List
 
 import pytest
 
 from ftpd.client import ServerError
 from tests.conftest import read_reply, wait_until
+from tests.ftpc_util import Relay, run_ftpc
 
 SIZE = 1_000_000
 CUT = 300_000
@@ -158,3 +162,58 @@ def test_the_python_client_resumes_after_a_cut_of_its_own(resumable, tmp_path):
             client.get("nothing-here", str(tmp_path / "x"))
         assert raised.value.code == 404
     assert (resumable.root / "up.bin").read_bytes() == data
+
+
+# -- ftpc put --continue and --retries ---------------------------------------------------
+
+class UploadCut(Relay):
+    """The relay cut the other way: the client's bytes stop after `limit`."""
+
+    def _accept(self) -> None:
+        while not self.closing.is_set():
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            self.sockets += [down, up]
+            self.connections += 1
+            limit = self.limit if self.connections == 1 else None
+            threading.Thread(target=self._pump, args=(down, up, limit), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, None), daemon=True).start()
+
+
+def rest_sent(daemon, name: str) -> List[int]:
+    """Bytes each finished C of `name` received, from the transfer log."""
+    return [int(ln.split()[5]) for ln in transfers(daemon).splitlines()
+            if ln.split()[3:5] == ["C", name] and "ok from" in ln]
+
+
+def test_ftpc_put_continue_sends_only_the_rest(resumable, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    data = payload(seed=4)
+    (home / "big.bin").write_bytes(data)
+    cut_upload(resumable, "big.bin", data, CUT)
+    result = run_ftpc(resumable.addresses[0], "put", "--continue", "big.bin", home=home)
+    assert result.returncode == 0, result.stderr
+    assert (resumable.root / "big.bin").read_bytes() == data
+    assert rest_sent(resumable, "big.bin") == [SIZE - CUT]
+
+
+def test_ftpc_retries_resume_a_cut_upload(resumable, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    data = payload(seed=5)
+    (home / "big.bin").write_bytes(data)
+    relay = UploadCut(resumable.port, limit=400_000, mode="cut")
+    try:
+        result = run_ftpc("--retries", "2", relay.address, "put", "big.bin", home=home)
+    finally:
+        relay.close()
+    assert result.returncode == 0, result.stderr
+    assert b"retrying" in result.stderr
+    assert (resumable.root / "big.bin").read_bytes() == data
+    [rest] = rest_sent(resumable, "big.bin")
+    assert 0 < rest < SIZE               # the retry sent only what the cut left out
+    assert hidden(resumable.root) == []

@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("path", metavar="PATH", help="a local file; '-' = standard input "
                                                   "(with --as NAME)")
     sub.add_argument("--as", dest="name", metavar="NAME", help="store under this name")
+    sub.add_argument("-c", "--continue", dest="resume", action="store_true",
+                     help="resumable: send only what an interrupted upload lacks")
     sub = commands.add_parser("hash", help="print the size and SHA-256 of NAME")
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("--json", action="store_true", help="print a JSON object")
@@ -138,7 +140,9 @@ def cmd_get(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_put(client: Client, args: argparse.Namespace) -> int:
-    outcome = upload(client, args.path, args.name, progress_factory(args))
+    # With retries the first attempt is resumable too, so a retry sends only the rest.
+    resume = args.resume or args.retries > 0
+    outcome = upload(client, args.path, args.name, progress_factory(args), resume=resume)
     say(args, transfer_summary("stored", outcome.path, outcome.size, outcome.sha256))
     return EX_OK
 

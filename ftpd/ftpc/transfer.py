@@ -314,16 +314,18 @@ def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = 
 # -- upload --------------------------------------------------------------------------
 
 def upload(client: Client, path: str, name: Optional[str] = None,
-           bar: ProgressFactory = no_bar, stdin: Optional[BinaryIO] = None) -> Outcome:
+           bar: ProgressFactory = no_bar, stdin: Optional[BinaryIO] = None,
+           resume: bool = False) -> Outcome:
     """Send a local file (`-`: standard input, spooled to a temporary file to
     learn its size and SHA-256); `P` announces the digest so the server
-    verifies it."""
+    verifies it. `resume`: a resumable upload (`C`), sending only what the
+    server lacks of an earlier interrupted one."""
     if path == "-":
         if not name:
             raise LocalFileError("put - needs a name for the server: put - --as NAME")
         _check_store_name(name)
         with _spool(stdin or sys.stdin.buffer) as spooled:
-            return _send(client, spooled, name, bar)
+            return _send(client, spooled, name, bar, resume)
     path = os.path.expanduser(path)
     name = name or os.path.basename(os.path.normpath(path))
     _check_store_name(name)
@@ -335,7 +337,7 @@ def upload(client: Client, path: str, name: Optional[str] = None,
     except OSError as exc:
         raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        return _send(client, handle, name, bar)
+        return _send(client, handle, name, bar, resume)
 
 
 def _check_store_name(name: str) -> None:
@@ -356,13 +358,16 @@ def _spool(source: BinaryIO) -> BinaryIO:
     return spooled      # type: ignore[return-value]
 
 
-def _send(client: Client, handle: BinaryIO, name: str, bar: ProgressFactory) -> Outcome:
+def _send(client: Client, handle: BinaryIO, name: str, bar: ProgressFactory,
+          resume: bool = False) -> Outcome:
     progress = bar(name, os.fstat(handle.fileno()).st_size, 0)
     try:
-        size, digest = client.put(handle, name, progress=progress.update)
+        size, digest = client.put(handle, name, progress=progress.update, resume=resume)
     except KeyboardInterrupt as exc:
         client.close()      # a cut upload is never committed by the server
-        raise Cancelled("upload cancelled; nothing was stored on the server") from exc
+        kept = "; the server keeps what arrived: put --continue sends the rest" \
+            if resume else ""
+        raise Cancelled(f"upload cancelled; nothing was stored on the server{kept}") from exc
     finally:
         progress.close()
     return Outcome(name, size, digest)
