@@ -5,7 +5,7 @@ _ftpc_options() {
         _) echo "-h --help --version -u --user -q --quiet --timeout --tls --cafile --insecure --retries -b --batch" ;;
         list) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         get) echo "-h --help -r --recursive -o --output -f --force -c --continue --no-verify -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        put) echo "-h --help --as -r --recursive -f --force -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        put) echo "-h --help --as -r --recursive -f --force -c --continue -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         mkdir) echo "-h --help -p --parents -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         rm) echo "-h --help -r --recursive -y --yes -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
         rmdir) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;

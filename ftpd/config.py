@@ -200,6 +200,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Most directory levels a path may have (a deeper M or P gets ERR 400)."),
     Setting("files", "max_entries_per_listing", "100000", integer(1, 100000000),
             "Most rows one L answers; a bigger directory gets ERR 413 instead."),
+    Setting("files", "partial_upload_ttl", "3600", seconds(0),
+            "Seconds an interrupted resumable upload (C) is kept for resuming; 0: none."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
     Setting("access", "anonymous_home", "", home_path,
@@ -257,6 +259,7 @@ class FilesSettings:
     fsync: bool
     max_depth: int
     max_entries_per_listing: int
+    partial_upload_ttl: float
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ class Transfers(Connection):
         """Send H and G together (pipelining, protocol.md §1); return G's byte
         count and H's (size, sha256). The caller must then receive() the bytes."""
         field = protocol.encode_path(name)
-        self._send(encode_request("H", field) + encode_request("G", field, *([str(offset)] if offset else [])))
+        get = encode_request("G", field, *([str(offset)] if offset else []))
+        self._send(encode_request("H", field) + get)
         try:
             expected = self._hash_reply(self._reply())
         except ServerError:
@@ -130,7 +131,8 @@ class Transfers(Connection):
                     progress(len(chunk))
         except (StreamClosed, StreamTimeout) as exc:
             self.close()
-            raise ConnectionLost(f"download cut short: {stream_failure(exc, self.timeout)}") from exc
+            why = stream_failure(exc, self.timeout)
+            raise ConnectionLost(f"download cut short: {why}") from exc
         except OSError as exc:
             self.close()
             raise LocalError(f"cannot write the download: {exc.strerror or exc}; the "
@@ -141,9 +143,15 @@ class Transfers(Connection):
 
     def put(self, source: Union[str, "os.PathLike[str]", BinaryIO], name: Optional[str] = None,
             progress: Progress = None, digest: DigestMode = "announce",
-            mtime: Optional[int] = None) -> Tuple[int, str]:
+            mtime: Optional[int] = None, resume: bool = False) -> Tuple[int, str]:
         """Upload a local file as `name` (a remote path; default: the local
         base name); returns the (size, sha256) the server stored.
+
+        With `resume` the upload is resumable (`C`, docs/protocol.md): the
+        file is hashed first and the server, if it kept an interrupted
+        upload of this same file (name, size, digest, account), asks only
+        for the bytes it lacks; if this one is cut, the next resume=True
+        call continues it. `digest` is then always announced.
 
         `source` is a path or a seekable binary file object, sent from its
         current position to its end (`name` is then required); a source that
@@ -166,13 +174,16 @@ class Transfers(Connection):
                 raise LocalError(f"cannot read {path}: {exc.strerror or exc}") from exc
             with handle:
                 return self._put_handle(handle, name or os.path.basename(path), progress,
-                                        digest, mtime)
+                                        digest, mtime, resume)
         if not name or not hasattr(source, "read"):
             raise LocalError("put() needs a path, or a binary file object and a name")
-        return self._put_handle(source, name, progress, digest, mtime)
+        return self._put_handle(source, name, progress, digest, mtime, resume)
 
     def _put_handle(self, handle: BinaryIO, name: str, progress: Progress,
-                    digest: DigestMode, mtime: Optional[int]) -> Tuple[int, str]:
+                    digest: DigestMode, mtime: Optional[int],
+                    resume: bool = False) -> Tuple[int, str]:
+        if resume:
+            return self._resume_handle(handle, name, progress, mtime)
         start, size, announced = measure(handle, digest == "announce")
         fields = [protocol.encode_path(name), str(size)]
         if digest != "none":
@@ -185,6 +196,24 @@ class Transfers(Connection):
             self._send_file(handle, start, size, progress)
         stored_size, stored_digest = self._hash_reply(self._reply())
         if announced and stored_digest != announced:
+            raise ServerError(protocol.DIGEST_MISMATCH, "server stored a different digest")
+        return stored_size, stored_digest
+
+    def _resume_handle(self, handle: BinaryIO, name: str, progress: Progress,
+                       mtime: Optional[int]) -> Tuple[int, str]:
+        """`C name size sha256 [mtime]` -> `OK <held>`: send the rest only."""
+        start, size, announced = measure(handle, True)
+        fields = [protocol.encode_path(name), str(size), str(announced)]
+        fields += [str(mtime)] if mtime is not None else []
+        held = self._numbers(self.request("C", *fields), 1)[0]
+        if held > size:
+            self.close()                # we cannot send a negative rest: out of step
+            raise ConnectionLost(f"server holds {held} bytes of a {size}-byte file")
+        if progress and held:
+            progress(held)
+        self._send_file(handle, start + held, size - held, progress)
+        stored_size, stored_digest = self._hash_reply(self._reply())
+        if stored_digest != announced:
             raise ServerError(protocol.DIGEST_MISMATCH, "server stored a different digest")
         return stored_size, stored_digest
 

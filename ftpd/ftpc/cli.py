@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "identical files are skipped)")
     sub.add_argument("-f", "--force", action="store_true",
                      help="with -r: replace files that differ on the server")
+    sub.add_argument("-c", "--continue", dest="resume", action="store_true",
+                     help="resumable: send only what an interrupted upload lacks")
     _folder_commands(commands)
     sub = commands.add_parser("hash", help="print the size and SHA-256 of NAME")
     sub.add_argument("name", metavar="NAME")
@@ -256,7 +258,9 @@ def cmd_mv(client: Client, args: argparse.Namespace) -> int:
 def cmd_put(client: Client, args: argparse.Namespace) -> int:
     if args.recursive:
         return cmd_put_tree(client, args)
-    outcome = upload(client, args.path, args.name, progress_factory(args))
+    # With retries the first attempt is resumable too, so a retry sends only the rest.
+    resume = args.resume or args.retries > 0
+    outcome = upload(client, args.path, args.name, progress_factory(args), resume=resume)
     say(args, transfer_summary("stored", outcome.path, outcome.size, outcome.sha256))
     return EX_OK
 

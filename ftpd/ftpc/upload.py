@@ -18,17 +18,19 @@ from ftpd.ftpc.transfer import (Cancelled, LocalFileError, Outcome, ProgressFact
 
 
 def upload(client: Client, path: str, name: Optional[str] = None,
-           bar: ProgressFactory = no_bar, stdin: Optional[BinaryIO] = None) -> Outcome:
+           bar: ProgressFactory = no_bar, stdin: Optional[BinaryIO] = None,
+           resume: bool = False) -> Outcome:
     """Send a local file (`-`: standard input, spooled to a temporary file to
     learn its size). It is hashed while it is sent (`P name size -`), so it
     is read once, and the server stores it only if the digest matches; its
-    modification time travels with it."""
+    modification time travels with it. `resume`: a resumable upload (`C`,
+    hashed first), sending only what the server lacks of an interrupted one."""
     if path == "-":
         if not name:
             raise LocalFileError("put - needs a name for the server: put - --as NAME")
         _check_store_name(name)
         with _spool(stdin or sys.stdin.buffer) as spooled:
-            return _send(client, spooled, name, bar, None)
+            return _send(client, spooled, name, bar, None, resume)
     path = os.path.expanduser(path)
     name = name or os.path.basename(os.path.normpath(path))
     _check_store_name(name)
@@ -40,7 +42,8 @@ def upload(client: Client, path: str, name: Optional[str] = None,
     except OSError as exc:
         raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        return _send(client, handle, name, bar, int(os.fstat(handle.fileno()).st_mtime))
+        return _send(client, handle, name, bar, int(os.fstat(handle.fileno()).st_mtime),
+                     resume)
 
 
 def _check_store_name(name: str) -> None:
@@ -61,14 +64,16 @@ def _spool(source: BinaryIO) -> BinaryIO:
 
 
 def _send(client: Client, handle: BinaryIO, name: str, bar: ProgressFactory,
-          mtime: Optional[int]) -> Outcome:
+          mtime: Optional[int], resume: bool = False) -> Outcome:
     progress = bar(name, os.fstat(handle.fileno()).st_size, 0)
     try:
         size, digest = client.put(handle, name, progress=progress.update, digest="stream",
-                                  mtime=mtime)
+                                  mtime=mtime, resume=resume)
     except KeyboardInterrupt as exc:
         client.close()      # a cut upload is never committed by the server
-        raise Cancelled("upload cancelled; nothing was stored on the server") from exc
+        kept = "; the server keeps what arrived: put --continue sends the rest" \
+            if resume else ""
+        raise Cancelled(f"upload cancelled; nothing was stored on the server{kept}") from exc
     finally:
         progress.close()
     return Outcome(name, size, digest)

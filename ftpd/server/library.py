@@ -28,7 +28,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 from ftpd import fileutil, protocol
 from ftpd.protocol import (BAD_REQUEST, CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE,
                            TOO_LARGE)
-from ftpd.server import temps
+from ftpd.server import digests, partials, temps
 from ftpd.server.errors import MISSING, LibraryError, os_error
 from ftpd.server.upload import Upload
 from ftpd.server.temps import (DIR_FLAGS, TEMP_PREFIX, node_host,  # noqa: F401 (re-exported)
@@ -55,7 +55,8 @@ class Place:
 class Library:
     def __init__(self, root: str, *, fsync: bool = True, overwrite: bool = True,
                  max_file_size: int = 0, min_free_space: int = 0, max_depth: int = 32,
-                 max_entries: int = 100000, node_pid: Optional[int] = None):
+                 max_entries: int = 100000, node_pid: Optional[int] = None,
+                 partial_ttl: float = 3600.0):
         self.root = root
         self.fsync = fsync
         self.overwrite = overwrite
@@ -63,9 +64,12 @@ class Library:
         self.min_free_space = min_free_space
         self.max_depth = max_depth
         self.max_entries = max_entries
+        self.partial_ttl = partial_ttl
         self.node_pid = node_pid if node_pid is not None else os.getpid()
         self.home: Tuple[str, ...] = ()
         self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Probed once: where the file system has no user xattrs, H always hashes.
+        self.digest_cache = digests.supported(self.dir_fd)
 
     def close(self) -> None:
         if self.dir_fd >= 0:
@@ -184,13 +188,25 @@ class Library:
         return fd, info.st_size
 
     def hash(self, path: PathArg) -> Tuple[int, str]:
+        """(size, sha256) of a file as it is now: the digest recorded with it
+        while its size and mtime still match, else read and hashed (and
+        recorded for next time)."""
         fd, size = self.open_read(path)
         with os.fdopen(fd, "rb", buffering=0) as handle:
+            info = os.fstat(fd)
+            if self.digest_cache:
+                known = digests.recall(fd, info)
+                if known is not None:
+                    return size, known
             try:   # the snapshot size, even if the file grows meanwhile
-                digest = fileutil.sha256_run(handle, size)
+                digest = fileutil.sha256_run(handle, size).hexdigest()
             except fileutil.ShortRead:
                 raise LibraryError(INTERNAL, "file shrank while hashing") from None
-        return size, digest.hexdigest()
+            after = os.fstat(fd)
+            unchanged = (after.st_size, after.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+            if self.digest_cache and unchanged and digests.settled(after):
+                digests.record(fd, digest, after)
+        return size, digest
 
     # -- writing -----------------------------------------------------------------------
 
@@ -213,8 +229,10 @@ class Library:
         return info.f_bavail * info.f_frsize - self.min_free_space
 
     def begin_upload(self, path: PathArg, session_pid: Optional[int] = None,
-                     mtime: Optional[int] = None) -> Upload:
-        return Upload(self, self.parts(path), session_pid or os.getpid(), mtime)
+                     mtime: Optional[int] = None, partial: Optional[str] = None) -> Upload:
+        """An upload into a fresh temp, or with `partial` (see partials) into
+        the kept, resumable one of that name, continuing after what it holds."""
+        return Upload(self, self.parts(path), session_pid or os.getpid(), mtime, partial)
 
     def mkdir(self, path: PathArg) -> None:
         """One directory; its parent must exist (404), the path must not (409)."""
@@ -275,8 +293,10 @@ class Library:
     # -- housekeeping ------------------------------------------------------------------
 
     def cleanup_temps(self, alive: Callable[[int], bool] = pid_alive) -> List[str]:
-        """Remove temps that a dead node of this host left, anywhere in the tree."""
-        return temps.sweep(self.dir_fd, temps.stale_for_node(self.node_pid, alive))
+        """Remove temps that a dead node of this host left, and expired
+        resumable partials, anywhere in the tree."""
+        return (temps.sweep(self.dir_fd, temps.stale_for_node(self.node_pid, alive))
+                + partials.sweep_expired(self.dir_fd, self.partial_ttl))
 
     def remove_session_temps(self, session_pid: int) -> List[str]:
         """After a session died without cleaning up, drop its temps."""

@@ -88,7 +88,8 @@ def open_library(config: Config) -> Library:
     files = config.files
     return Library(config.server.root, fsync=files.fsync, overwrite=files.overwrite,
                    max_file_size=files.max_file_size, min_free_space=files.min_free_space,
-                   max_depth=files.max_depth, max_entries=files.max_entries_per_listing)
+                   max_depth=files.max_depth, max_entries=files.max_entries_per_listing,
+                   partial_ttl=files.partial_upload_ttl)
 
 
 def _noop_handler(signum: int, frame: Optional[FrameType]) -> None:
@@ -129,6 +130,9 @@ class Server:
         removed = self.library.cleanup_temps()
         if removed:
             log.info("removed %d stale upload temp(s) in %s", len(removed), self.library.root)
+        if not self.library.digest_cache:
+            log.warning("%s has no user extended attributes: H hashes every file each "
+                        "time instead of keeping its digest", self.library.root)
         for sock in self.sockets():
             self.selector.register(sock, selectors.EVENT_READ)
             log.info("listening on %s", listen_mod.describe(sock))

@@ -47,5 +47,12 @@ def put_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
     return protocol.decode_path(args[0]), protocol.parse_number(args[1]), digest, mtime
 
 
+def continue_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
+    """C path size sha256 [mtime]: P's fields, the digest required (it binds the partial)."""
+    if args[2] == STREAMED.encode():
+        raise protocol.ProtocolError(protocol.BAD_REQUEST, "C needs the sha256 announced")
+    return put_args(args)
+
+
 def auth_args(args: Sequence[bytes]) -> Tuple[Any, ...]:
     return protocol.decode_text(args[0]), protocol.decode_text(args[1])

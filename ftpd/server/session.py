@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
 
 from ftpd import __version__, protocol
-from ftpd.server import logs, requests
+from ftpd.server import logs, partials, requests
 from ftpd.server.requests import STREAMED
 from ftpd.config import Config
 from ftpd.server.library import Library, LibraryError
-from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN, INTERNAL,
-                           TIMEOUT, UNAVAILABLE, ProtocolError)
+from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, CONFLICT, FORBIDDEN,
+                           INTERNAL, TIMEOUT, UNAVAILABLE, ProtocolError)
 from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTimeout
 
 log = logging.getLogger("ftpd.session")
@@ -298,6 +298,40 @@ class Session:
         finally:
             upload.abort()
 
+    def do_continue(self, path: Path, size: int, expected: str, mtime: Optional[int]) -> None:
+        """A resumable upload: continue the partial bound to this account,
+        path, size and digest after the bytes it holds (`OK <held>`), then
+        commit like P. Cut off, the partial is kept for the next C."""
+        self.tree.check_upload(path, size)
+        key = partials.partial_name(self.who, self.tree.shown(path), size, expected)
+        upload = self.tree.begin_upload(path, mtime=mtime, partial=key)
+        held, keep, started = upload.size, False, time.monotonic()
+        try:
+            if held > size:
+                raise LibraryError(CONFLICT, "the kept partial upload is larger than the file")
+            self.send(protocol.ok(held))
+            keep = True
+            failure = self._receive_into(upload, path, size - held)
+            keep = failure is None
+            if failure is not None:
+                raise failure
+            digest = upload.commit(expected)
+            self.log_transfer("C", path, size - held, started, digest, f"ok from {held}")
+            self.send(protocol.ok(size, digest))
+        except LibraryError as exc:
+            keep = False
+            self.log_transfer("C", path, upload.size - held, started, None,
+                              f"failed: {exc.text}")
+            raise
+        except (StreamTimeout, StreamClosed) as exc:
+            self.log_transfer("C", path, upload.size - held, started, None,
+                              f"failed: {str(exc) or 'stalled'}, kept {upload.size} bytes")
+            if isinstance(exc, StreamTimeout):
+                self.close_with(TIMEOUT, "data timeout")
+            raise CloseSession() from exc
+        finally:
+            upload.abort(keep=keep and self.tree.partial_ttl > 0)
+
     def _trailing_digest(self) -> str:
         """`P path size -`: the digest arrives as one line after the bytes."""
         try:
@@ -374,6 +408,7 @@ COMMANDS: Dict[str, Command] = {
     "G": Command(requests.get_args, Session.do_get, 1, 2, "read"),
     "H": Command(requests.path_arg, Session.do_hash, 1, 1, "read"),
     "P": Command(requests.put_args, Session.do_put, 2, 4, "write"),
+    "C": Command(requests.continue_args, Session.do_continue, 3, 4, "write"),
     "M": Command(requests.path_arg, Session.do_mkdir, 1, 1, "write"),
     "D": Command(requests.path_arg, Session.do_delete, 1, 1, "write"),
     "R": Command(requests.two_paths, Session.do_rename, 2, 2, "write"),

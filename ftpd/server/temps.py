@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import socket
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from ftpd import fileutil, protocol
 
@@ -66,12 +66,17 @@ def of_session(node_pid: int, session_pid: int) -> Callable[[str], bool]:
     return lambda filename: bool(TEMP_PATTERN.match(filename)) and marker in filename
 
 
-def sweep(root_fd: int, wanted: Callable[[str], bool]) -> List[str]:
-    """Unlink every temp `wanted` accepts, anywhere below root_fd; returns
-    their paths. Depth-first, holding one fd per level being walked."""
+def sweep(root_fd: int, wanted: Callable[[str], bool],
+          modified_before: Optional[float] = None) -> List[str]:
+    """Unlink every temp `wanted` accepts (and, with `modified_before`, last
+    modified before that time), anywhere below root_fd; returns their paths.
+    Depth-first, holding one fd per level being walked."""
+    def accept(item: "os.DirEntry[str]") -> bool:
+        return wanted(item.name) and (modified_before is None or older(item, modified_before))
+
     removed: List[str] = []
     stack: List[Tuple[int, str, List[str]]] = []
-    stack.append(_visit(os.dup(root_fd), "", wanted, removed))
+    stack.append(_visit(os.dup(root_fd), "", accept, removed))
     while stack:
         fd, prefix, subdirs = stack[-1]
         if not subdirs or len(stack) >= MAX_SWEEP_DEPTH:
@@ -83,11 +88,19 @@ def sweep(root_fd: int, wanted: Callable[[str], bool]) -> List[str]:
             child = os.open(name, DIR_FLAGS, dir_fd=fd)
         except OSError:
             continue        # gone, swapped for a symlink, or unreadable: skip it
-        stack.append(_visit(child, f"{prefix}{name}/", wanted, removed))
+        stack.append(_visit(child, f"{prefix}{name}/", accept, removed))
     return removed
 
 
-def _visit(fd: int, prefix: str, wanted: Callable[[str], bool],
+def older(item: "os.DirEntry[str]", limit: float) -> bool:
+    """Whether a directory entry was last modified before `limit` (gone: no)."""
+    try:
+        return item.stat(follow_symlinks=False).st_mtime < limit
+    except OSError:
+        return False
+
+
+def _visit(fd: int, prefix: str, accept: Callable[["os.DirEntry[str]"], bool],
            removed: List[str]) -> Tuple[int, str, List[str]]:
     subdirs = []
     try:
@@ -96,7 +109,7 @@ def _visit(fd: int, prefix: str, wanted: Callable[[str], bool],
                 if item.is_dir(follow_symlinks=False):
                     if protocol.is_valid_name(item.name):
                         subdirs.append(item.name)
-                elif item.name.startswith(TEMP_PREFIX) and wanted(item.name):
+                elif item.name.startswith(TEMP_PREFIX) and accept(item):
                     fileutil.unlink_quietly(item.name, dir_fd=fd)
                     removed.append(prefix + item.name)
     except OSError:
