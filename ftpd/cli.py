@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -12,11 +13,12 @@ from ftpd.server.daemon import DaemonError, NotRunning
 from ftpd.server.listeners import BindError
 from ftpd.server.systemd import ActivationError
 
-EX_OK = 0
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_UNAVAILABLE = 69
-EX_OSERR = 71
+# sysexits(3), as os names them; the one exception is status's LSB code.
+EX_OK = os.EX_OK
+EX_USAGE = os.EX_USAGE
+EX_DATAERR = os.EX_DATAERR
+EX_UNAVAILABLE = os.EX_UNAVAILABLE
+EX_OSERR = os.EX_OSERR
 EX_NOT_RUNNING = 3      # LSB: "program is not running"
 
 COMMANDS = ("serve", "check", "status", "passwd")

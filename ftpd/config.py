@@ -18,7 +18,9 @@ from ftpd.protocol import DEFAULT_PORT
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]   # a trusted proxy's range
 
 SYSTEM_CONFIG = "/etc/ftpd/ftpd.conf"
-EX_CONFIG = 78
+EX_CONFIG = os.EX_CONFIG      # 78: sysexits' configuration error
+# A host and port, as the settings give them and as sockets report them.
+Address = Tuple[str, int]
 
 
 class ConfigError(Exception):
@@ -53,7 +55,7 @@ def parse_bool(text: str) -> bool:
     return value
 
 
-def parse_address(text: str) -> Tuple[str, int]:
+def parse_address(text: str) -> Address:
     text = text.strip()
     match = re.fullmatch(r"\[([0-9A-Fa-f:.%\w]+)\]:(\d+)|([^:\[\]\s]+):(\d+)", text)
     if not match:
@@ -65,7 +67,7 @@ def parse_address(text: str) -> Tuple[str, int]:
     return host, port
 
 
-def parse_listen(text: str) -> Tuple[Tuple[str, int], ...]:
+def parse_listen(text: str) -> Tuple[Address, ...]:
     addresses = tuple(parse_address(part) for part in text.split(",") if part.strip())
     if not addresses:
         raise ValueError("at least one host:port is needed")
@@ -234,7 +236,7 @@ SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
 
 @dataclass(frozen=True)
 class ServerSettings:
-    listen: Tuple[Tuple[str, int], ...]
+    listen: Tuple[Address, ...]
     root: str
     max_clients: int
     max_clients_per_ip: int

@@ -58,13 +58,22 @@ _BAD_SHORT_NAME = re.compile(r"\A\.|[/\x00-\x1f\x7f\ud800-\udfff]")
 _MAX_NUMBER = 2 ** 63 - 1
 
 
-class ProtocolError(Exception):
-    """A request or reply that breaks FTPD/1; carries the reply code."""
+class CodedError(Exception):
+    """An FTPD/1 reply code and its text: the one shape of every error that
+    can become (or came from) an `ERR <code> <text>` line. Each boundary
+    subclasses it: ProtocolError here, the library's LibraryError, the
+    client's ServerError."""
+
+    prefix = ""
 
     def __init__(self, code: int, text: str):
-        super().__init__(f"{code} {text}")
+        super().__init__(f"{self.prefix}{code} {text}")
         self.code = code
         self.text = text
+
+
+class ProtocolError(CodedError):
+    """A request or reply that breaks FTPD/1; carries the reply code."""
 
 
 @dataclass(frozen=True)

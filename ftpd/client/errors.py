@@ -3,18 +3,17 @@ from ftpd.client)."""
 
 from __future__ import annotations
 
+from ftpd.protocol import CodedError
+
 
 class ClientError(Exception):
     """Base of everything the client raises."""
 
 
-class ServerError(ClientError):
+class ServerError(ClientError, CodedError):
     """The server answered ERR <code> <text>."""
 
-    def __init__(self, code: int, text: str):
-        super().__init__(f"ERR {code} {text}")
-        self.code = code
-        self.text = text
+    prefix = "ERR "
 
 
 class ConnectionLost(ClientError):

@@ -36,8 +36,8 @@ from ftpd.ftpc.status import (EX_OK, EX_PIPE, broken_pipe, exit_status, message,
 from ftpd.ftpc.operations import entry_of, make_dirs, move, remove_tree
 from ftpd.ftpc.paths import absolute, resolve, split
 from ftpd.ftpc.status import EX_USAGE
-from ftpd.ftpc.transfer import (GetOptions, LocalFileError, ProgressFactory, download,
-                                download_to_stream, local_target, no_bar, tqdm_bar)
+from ftpd.ftpc.transfer import (bar_for, GetOptions, LocalFileError, ProgressFactory, download,
+                                download_to_stream, local_target)
 from ftpd.ftpc.tree import Summary, TreeOptions
 from ftpd.ftpc.tree_get import get_tree
 from ftpd.ftpc.tree_put import put_tree
@@ -147,9 +147,7 @@ def say(args: argparse.Namespace, text: str, stream: Optional[TextIO] = None) ->
 
 
 def progress_factory(args: argparse.Namespace) -> ProgressFactory:
-    # The bar is drawn on stderr: stdout may be a pipe (get -o - | tar x).
-    shown = not args.quiet and sys.stderr.isatty()
-    return tqdm_bar if shown else no_bar
+    return bar_for(args.quiet)
 
 
 def cmd_list(client: Client, args: argparse.Namespace) -> int:

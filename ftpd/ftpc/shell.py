@@ -24,8 +24,7 @@ from ftpd.ftpc.display import (describe, human_size, listing_table, shown, termi
 from ftpd.ftpc.folders import FolderCommands, Unfinished
 from ftpd.ftpc.paths import RemoteDir, absolute
 from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
-from ftpd.ftpc.transfer import (Cancelled, GetOptions, download, local_target, no_bar,
-                                tqdm_bar)
+from ftpd.ftpc.transfer import (bar_for, Cancelled, GetOptions, download, local_target)
 from ftpd.ftpc.upload import upload
 
 readline: Optional[ModuleType]
@@ -174,7 +173,7 @@ class Shell(FolderCommands, cmd.Cmd):
             self.lost(str(exc))
 
     def bar(self) -> Callable:
-        return tqdm_bar if not self.quiet and sys.stderr.isatty() else no_bar
+        return bar_for(self.quiet)
 
     # -- the loop ----------------------------------------------------------------------
 

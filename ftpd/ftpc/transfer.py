@@ -85,6 +85,12 @@ def tqdm_bar(label: str, total: int, initial: int = 0) -> Any:
                 unit_divisor=1024, file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
+def bar_for(quiet: bool) -> ProgressFactory:
+    """The one rule for progress bars: drawn on stderr (stdout may be a pipe:
+    get -o - | tar x) whenever stderr is a terminal, unless asked to be quiet."""
+    return tqdm_bar if not quiet and sys.stderr.isatty() else no_bar
+
+
 def no_bar(label: str, total: int, initial: int = 0) -> NullBar:
     return NullBar()
 

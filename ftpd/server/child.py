@@ -28,7 +28,7 @@ import socket
 from typing import Callable, NoReturn, Optional, Tuple
 
 from ftpd import protocol
-from ftpd.config import Config
+from ftpd.config import Address, Config
 from ftpd.server import hashing, proxy, titles
 from ftpd.server.guard import Guard
 from ftpd.server.library import Library
@@ -38,7 +38,7 @@ from ftpd.server.session import Session
 
 log = logging.getLogger("ftpd.server")
 
-Peer = Tuple[str, int]
+Peer = Address          # the client's address, or the real one behind a PROXY header
 PROXY_HEADER_TIMEOUT = 5.0
 # The parent's handlers only wake its loop; a child must not inherit them.
 RESET_SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT,

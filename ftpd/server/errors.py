@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import errno
 
-from ftpd.protocol import CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE, TOO_LARGE
+from ftpd.protocol import (CONFLICT, FORBIDDEN, INTERNAL, NOT_FOUND, NO_SPACE, TOO_LARGE,
+                           CodedError)
 
 # A path through a symlink, a file where a directory should be, or nothing
 # there at all: to a client each is simply "no such file or directory".
 MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
 
 
-class LibraryError(Exception):
-    def __init__(self, code: int, text: str):
-        super().__init__(f"{code} {text}")
-        self.code = code
-        self.text = text
+class LibraryError(CodedError):
+    """A file-system outcome as the reply a client gets."""
 
 
 def os_error(exc: OSError, doing: str) -> LibraryError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from typing import Dict, Iterable, List, Tuple
 
-Address = Tuple[str, int]
+from ftpd.config import Address
 
 
 class BindError(Exception):

@@ -12,13 +12,12 @@ import struct
 import time
 from typing import Iterable, Optional, Tuple
 
-from ftpd.config import Network
+from ftpd.config import Address, Network
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107                      # the spec's longest v1 line, CRLF included
 V2_MAX_PAYLOAD = 4096             # TLVs beyond this are not what HAProxy sends
 
-Address = Tuple[str, int]
 
 
 class ProxyError(Exception):
