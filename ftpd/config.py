@@ -46,6 +46,11 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
+def optional_size(text: str) -> Optional[int]:
+    """A size, or empty for "not set here" (a more general setting decides)."""
+    return parse_size(text) if text.strip() else None
+
+
 def parse_bool(text: str) -> bool:
     value = configparser.ConfigParser.BOOLEAN_STATES.get(text.strip().lower())
     if value is None:
@@ -200,6 +205,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Most directory levels a path may have (a deeper M or P gets ERR 400)."),
     Setting("files", "max_entries_per_listing", "100000", integer(1, 100000000),
             "Most rows one L answers; a bigger directory gets ERR 413 instead."),
+    Setting("files", "max_rate", "0", parse_size,
+            "Bytes per second per session, both directions (K, M, G); 0 means unlimited."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
     Setting("access", "anonymous_home", "", home_path,
@@ -210,6 +217,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Log file (reopened on SIGUSR1); empty: stderr, or syslog with --daemon."),
     Setting("log", "transfer_log", "", optional_path,
             "One line per transfer and per M, D, R (reopened on SIGUSR1); empty: none."),
+    Setting("access", "anonymous_max_rate", "", optional_size,
+            "Bytes per second for anonymous sessions; empty: [files] max_rate; 0: unlimited."),
     Setting("access", "users_file", "", optional_path,
             "Accounts file written by `ftpd passwd` (scrypt hashes); empty: no accounts."),
     Setting("access", "login_failure_delay", "1", seconds(0),
@@ -257,12 +266,14 @@ class FilesSettings:
     fsync: bool
     max_depth: int
     max_entries_per_listing: int
+    max_rate: int
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     anonymous: str
     anonymous_home: str
+    anonymous_max_rate: Optional[int]
     users_file: str
     login_failure_delay: float
     max_login_failures: int
