@@ -192,3 +192,22 @@ def test_passwd_sets_limits_keeps_the_password_and_lists_usage(conf, tmp_path): 
     row = listed.stdout.splitlines()[1].split()
     assert row[:6] == ["alice", "write", "4.0M", "3.0G", "10.0G", "4"], listed.stdout
     assert passwd(conf, "bob", "--quota", "1G").returncode != 0      # new: needs a password
+
+
+def test_ftpc_limit_rate_paces_both_directions(daemon, tmp_path):
+    from tests.ftpc_util import run_ftpc
+    (daemon.root / "big").write_bytes(os.urandom(4 * MiB))
+    target = f"{daemon.host}:{daemon.port}"
+    started = time.monotonic()
+    got = run_ftpc("--limit-rate", "2M", target, "get", "big", home=tmp_path)
+    fetched = time.monotonic() - started
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "big").read_bytes() == (daemon.root / "big").read_bytes()
+    (tmp_path / "up").write_bytes(os.urandom(4 * MiB))
+    started = time.monotonic()
+    sent = run_ftpc("-b", "-", target, home=tmp_path, stdin=b"rate 2M\nput up\n")
+    stored = time.monotonic() - started
+    assert sent.returncode == 0, sent.stderr
+    assert (daemon.root / "up").read_bytes() == (tmp_path / "up").read_bytes()
+    # 4 MiB at 2 MiB/s: 2 s of pacing, plus the interpreter's start (the server is unlimited)
+    assert 1.8 <= fetched <= 3.5 and 1.8 <= stored <= 3.5, (fetched, stored)

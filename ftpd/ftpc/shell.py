@@ -18,12 +18,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
+from ftpd.config import parse_size
 from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
 from ftpd.ftpc.connect import Target, resolve_login
 from ftpd.ftpc.display import describe, human_size, listing_table, transfer_summary
 from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
 from ftpd.ftpc.transfer import (Cancelled, GetOptions, download, local_target, no_bar,
-                                tqdm_bar, upload)
+                                rate_limited, tqdm_bar, upload)
 
 readline: Optional[ModuleType]
 try:
@@ -40,6 +41,7 @@ Commands:
   login USER            log in (the password is asked without echo)
   lcd [DIR]  lls        change or list the local directory
   open HOST[:PORT]      connect to a server
+  rate [RATE]           show or set the transfer speed limit (0: unlimited)
   help [COMMAND]  quit  (Ctrl-D quits too)
 Quote names with spaces: get "my file.txt". Tab completes names."""
 
@@ -80,6 +82,7 @@ class Shell(cmd.Cmd):
                  batch: bool = False):
         super().__init__()
         self.target, self.login, self.quiet, self.batch = target, login, quiet, batch
+        self.limit_rate = 0          # bytes per second, both directions; 0: unlimited
         self.status = EX_OK        # of the last command, as ftpc would exit with it
         self.where = ""            # in batch mode, the line being run
         self.client: Optional[Client] = None
@@ -157,7 +160,19 @@ class Shell(cmd.Cmd):
             self.lost(str(exc))
 
     def bar(self) -> Callable:
-        return tqdm_bar if not self.quiet and sys.stderr.isatty() else no_bar
+        return rate_limited(tqdm_bar if not self.quiet and sys.stderr.isatty() else no_bar,
+                            self.limit_rate)
+
+    def do_rate(self, arg: str) -> None:
+        """rate [RATE]: show or set the transfer limit in bytes per second, both
+        directions (K, M, G suffixes; 0: unlimited), like --limit-rate."""
+        if arg.strip():
+            try:
+                self.limit_rate = parse_size(arg)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        self.out(f"rate limit: {self.limit_rate or 'unlimited'}"
+                 + (" bytes/s" if self.limit_rate else ""))
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -383,9 +398,11 @@ class Shell(cmd.Cmd):
                               (lambda prefix: local_paths(prefix, dirs_only=True),))
 
 
-def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False) -> int:
+def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False,
+              limit_rate: int = 0) -> int:
     """ftpc without a command. Exit 3 if the first connection fails, else 0."""
     shell = Shell(target, login, quiet)
+    shell.limit_rate = limit_rate
     failed = first_connect(shell)
     return failed if failed is not None else shell.run()
 
