@@ -129,7 +129,8 @@ def test_quota_refuses_before_ready_and_deleting_or_overwriting_gives_space_back
 
 def test_parallel_sessions_of_one_account_cannot_double_spend(make_daemon, tmp_path):
     users = accounts(tmp_path / "users", team=Limits(quota=10 * MiB))
-    daemon = make_daemon({"access": {"users_file": users, "login_failure_delay": 0}})
+    daemon = make_daemon({"server": {"pidfile": tmp_path / "ftpd.pid"},
+                          "access": {"users_file": users, "login_failure_delay": 0}})
     socks = [logged_in(daemon, "team") for _ in range(4)]
     try:
         for number, sock in enumerate(socks):       # all announce before any sends
@@ -146,6 +147,9 @@ def test_parallel_sessions_of_one_account_cannot_double_spend(make_daemon, tmp_p
         for sock in socks:
             sock.close()
     assert usage(daemon, "team") == (9 * MiB, 3)
+    from tests.servicekit import ftpd
+    shown = ftpd(["-c", str(daemon.config_path), "status"])
+    assert "team /users/team: 9.0M of 10.0M, 3 of unlimited files" in shown.stdout, shown
 
 
 @fork_only

@@ -43,3 +43,24 @@ def describe(path: str, root: str) -> str:
                      f"{row['used_files'] if row['used_files'] is not None else '-':>8} {row['max_files'] or '-':>8}  "
                      f"{row['home']}")
     return "\n".join(lines)
+
+
+def quota_rows(path: str, root: str) -> List[Dict[str, Any]]:
+    """Accounts with a quota, for `ftpd status`; none when the file is unreadable
+    (it may be root's only: status still shows the sessions)."""
+    if not path:
+        return []
+    try:
+        return [row for row in rows(path, root) if row["quota"] or row["max_files"]]
+    except (OSError, ValueError, auth.AuthError):
+        return []
+
+
+def render_quotas(found: List[Dict[str, Any]]) -> str:
+    lines = ["quotas:"]
+    for row in found:
+        used = "not counted yet" if row["used_bytes"] is None else \
+            f"{_size(row['used_bytes'])} of {_size(row['quota'] or None, 'unlimited')}, " \
+            f"{row['used_files']} of {row['max_files'] or 'unlimited'} files"
+        lines.append(f"  {row['user']} {row['home']}: {used}")
+    return "\n".join(lines)
