@@ -2,15 +2,15 @@
 
 _ftpc_options() {
     case "$1" in
-        _) echo "-h --help --version -u --user -q --quiet --timeout --tls --cafile --insecure --retries -b --batch" ;;
-        list) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        get) echo "-h --help -r --recursive -o --output -f --force -c --continue --no-verify -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        put) echo "-h --help --as -r --recursive -f --force -c --continue -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        mkdir) echo "-h --help -p --parents -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        rm) echo "-h --help -r --recursive -y --yes -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        rmdir) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        mv) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
-        hash) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries" ;;
+        _) echo "-h --help --version -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate -b --batch" ;;
+        list) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        get) echo "-h --help -r --recursive -o --output -f --force -c --continue --no-verify -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        put) echo "-h --help --as -r --recursive -f --force -c --continue -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        mkdir) echo "-h --help -p --parents -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        rm) echo "-h --help -r --recursive -y --yes -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        rmdir) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        mv) echo "-h --help -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
+        hash) echo "-h --help --json -u --user -q --quiet --timeout --tls --cafile --insecure --retries --limit-rate" ;;
         *) : ;;
     esac
 }
@@ -21,41 +21,50 @@ _ftpc_takes_value() {
         "_:--timeout") return 0 ;;
         "_:--cafile") return 0 ;;
         "_:--retries") return 0 ;;
+        "_:--limit-rate") return 0 ;;
         "_:-b"|"_:--batch") return 0 ;;
         "list:-u"|"list:--user") return 0 ;;
         "list:--timeout") return 0 ;;
         "list:--cafile") return 0 ;;
         "list:--retries") return 0 ;;
+        "list:--limit-rate") return 0 ;;
         "get:-o"|"get:--output") return 0 ;;
         "get:-u"|"get:--user") return 0 ;;
         "get:--timeout") return 0 ;;
         "get:--cafile") return 0 ;;
         "get:--retries") return 0 ;;
+        "get:--limit-rate") return 0 ;;
         "put:--as") return 0 ;;
         "put:-u"|"put:--user") return 0 ;;
         "put:--timeout") return 0 ;;
         "put:--cafile") return 0 ;;
         "put:--retries") return 0 ;;
+        "put:--limit-rate") return 0 ;;
         "mkdir:-u"|"mkdir:--user") return 0 ;;
         "mkdir:--timeout") return 0 ;;
         "mkdir:--cafile") return 0 ;;
         "mkdir:--retries") return 0 ;;
+        "mkdir:--limit-rate") return 0 ;;
         "rm:-u"|"rm:--user") return 0 ;;
         "rm:--timeout") return 0 ;;
         "rm:--cafile") return 0 ;;
         "rm:--retries") return 0 ;;
+        "rm:--limit-rate") return 0 ;;
         "rmdir:-u"|"rmdir:--user") return 0 ;;
         "rmdir:--timeout") return 0 ;;
         "rmdir:--cafile") return 0 ;;
         "rmdir:--retries") return 0 ;;
+        "rmdir:--limit-rate") return 0 ;;
         "mv:-u"|"mv:--user") return 0 ;;
         "mv:--timeout") return 0 ;;
         "mv:--cafile") return 0 ;;
         "mv:--retries") return 0 ;;
+        "mv:--limit-rate") return 0 ;;
         "hash:-u"|"hash:--user") return 0 ;;
         "hash:--timeout") return 0 ;;
         "hash:--cafile") return 0 ;;
         "hash:--retries") return 0 ;;
+        "hash:--limit-rate") return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -66,41 +75,50 @@ _ftpc_value() {
         "_:--timeout") COMPREPLY=() ;;
         "_:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "_:--retries") COMPREPLY=() ;;
+        "_:--limit-rate") COMPREPLY=() ;;
         "_:-b"|"_:--batch") COMPREPLY=() ;;
         "list:-u"|"list:--user") COMPREPLY=() ;;
         "list:--timeout") COMPREPLY=() ;;
         "list:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "list:--retries") COMPREPLY=() ;;
+        "list:--limit-rate") COMPREPLY=() ;;
         "get:-o"|"get:--output") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "get:-u"|"get:--user") COMPREPLY=() ;;
         "get:--timeout") COMPREPLY=() ;;
         "get:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "get:--retries") COMPREPLY=() ;;
+        "get:--limit-rate") COMPREPLY=() ;;
         "put:--as") COMPREPLY=() ;;
         "put:-u"|"put:--user") COMPREPLY=() ;;
         "put:--timeout") COMPREPLY=() ;;
         "put:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "put:--retries") COMPREPLY=() ;;
+        "put:--limit-rate") COMPREPLY=() ;;
         "mkdir:-u"|"mkdir:--user") COMPREPLY=() ;;
         "mkdir:--timeout") COMPREPLY=() ;;
         "mkdir:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "mkdir:--retries") COMPREPLY=() ;;
+        "mkdir:--limit-rate") COMPREPLY=() ;;
         "rm:-u"|"rm:--user") COMPREPLY=() ;;
         "rm:--timeout") COMPREPLY=() ;;
         "rm:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "rm:--retries") COMPREPLY=() ;;
+        "rm:--limit-rate") COMPREPLY=() ;;
         "rmdir:-u"|"rmdir:--user") COMPREPLY=() ;;
         "rmdir:--timeout") COMPREPLY=() ;;
         "rmdir:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "rmdir:--retries") COMPREPLY=() ;;
+        "rmdir:--limit-rate") COMPREPLY=() ;;
         "mv:-u"|"mv:--user") COMPREPLY=() ;;
         "mv:--timeout") COMPREPLY=() ;;
         "mv:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "mv:--retries") COMPREPLY=() ;;
+        "mv:--limit-rate") COMPREPLY=() ;;
         "hash:-u"|"hash:--user") COMPREPLY=() ;;
         "hash:--timeout") COMPREPLY=() ;;
         "hash:--cafile") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
         "hash:--retries") COMPREPLY=() ;;
+        "hash:--limit-rate") COMPREPLY=() ;;
         *) COMPREPLY=() ;;
     esac
 }

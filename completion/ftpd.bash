@@ -22,7 +22,7 @@ _ftpd_options() {
         serve) echo "-h --help --listen --root --daemon" ;;
         check) echo "-h --help" ;;
         status) echo "-h --help --json" ;;
-        passwd) echo "-h --help --access --home --delete" ;;
+        passwd) echo "-h --help --access --home --delete --max-rate --quota --max-files --list" ;;
         *) : ;;
     esac
 }
@@ -36,6 +36,9 @@ _ftpd_takes_value() {
         "serve:--root") return 0 ;;
         "passwd:--access") return 0 ;;
         "passwd:--home") return 0 ;;
+        "passwd:--max-rate") return 0 ;;
+        "passwd:--quota") return 0 ;;
+        "passwd:--max-files") return 0 ;;
         *) return 1 ;;
     esac
 }
@@ -49,6 +52,9 @@ _ftpd_value() {
         "serve:--root") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")) ;;
         "passwd:--access") COMPREPLY=($(compgen -W "read write" -- "$cur")) ;;
         "passwd:--home") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+        "passwd:--max-rate") COMPREPLY=() ;;
+        "passwd:--quota") COMPREPLY=() ;;
+        "passwd:--max-files") COMPREPLY=() ;;
         *) COMPREPLY=() ;;
     esac
 }

@@ -53,14 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
     passwd = commands.add_parser(
         "passwd", help="create or update an account in [access] users_file "
         "(password twice from a terminal, or one line on stdin)")
-    passwd.add_argument("user", metavar="USER")
+    passwd.add_argument("user", metavar="USER", nargs="?")
     passwd.add_argument("--access", choices=("read", "write"),
                         help="what the account may do (new accounts: read)")
     passwd.add_argument("--home", metavar="PATH",
                         help="the account's directory below the library, made at its first "
                         "login; '' or / for the whole library (new accounts: the whole library)")
     passwd.add_argument("--delete", action="store_true", help="remove the account")
+    _limit_options(passwd)
     return parser
+
+
+def _limit_options(passwd: argparse.ArgumentParser) -> None:
+    size = _size_option
+    passwd.add_argument("--max-rate", metavar="RATE", type=size,
+                        help="bytes per second for each of its sessions, both directions "
+                        "(K, M, G; 0: unlimited; default: [files] max_rate)")
+    passwd.add_argument("--quota", metavar="SIZE", type=size,
+                        help="most bytes its home may hold (K, M, G, T; 0: no quota)")
+    passwd.add_argument("--max-files", metavar="N", type=int,
+                        help="most files its home may hold (0: no limit)")
+    passwd.add_argument("--list", action="store_true",
+                        help="list the accounts with their limits and usage")
+
+
+def _size_option(text: str) -> int:
+    try:
+        return config_mod.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def settings_help() -> str:
@@ -108,6 +129,12 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         raise ConfigError("is not set: nowhere to store accounts", cfg.source,
                           "access", "users_file")
     try:
+        if args.list:
+            from ftpd.server import accounts_report
+            print(accounts_report.describe(path, cfg.server.root))
+            return EX_OK
+        if args.user is None:
+            raise auth.AuthError("a USER is needed (or --list)")
         if args.delete:
             auth.delete_user(path, args.user)
             print(f"deleted {args.user} from {path}")
@@ -115,8 +142,13 @@ def cmd_passwd(args: argparse.Namespace) -> int:
             auth.check_user_name(args.user)
             if args.home is not None:
                 auth.check_home(args.home)      # before asking for a password
-            login = auth.set_password(path, args.user, auth.read_password(), args.access,
-                                      args.home)
+            limits = {key: value for key, value in (("max_rate", args.max_rate),
+                      ("quota", args.quota), ("max_files", args.max_files)) if value is not None}
+            # Only limits for an existing account: its password stays.
+            keep = bool(limits) and args.access is None and args.home is None \
+                and auth.find_user(path, args.user) is not None
+            login = auth.set_password(path, args.user, None if keep else auth.read_password(),
+                                      args.access, args.home, limits)
             print(f"{args.user} ({login.access}, home /{login.home}) saved in {path}")
     except auth.AuthError as exc:
         print(f"ftpd passwd: {exc}", file=sys.stderr)

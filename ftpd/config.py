@@ -48,6 +48,11 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
+def optional_size(text: str) -> Optional[int]:
+    """A size, or empty for "not set here" (a more general setting decides)."""
+    return parse_size(text) if text.strip() else None
+
+
 def parse_bool(text: str) -> bool:
     value = configparser.ConfigParser.BOOLEAN_STATES.get(text.strip().lower())
     if value is None:
@@ -204,6 +209,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Most rows one L answers; a bigger directory gets ERR 413 instead."),
     Setting("files", "partial_upload_ttl", "3600", seconds(0),
             "Seconds an interrupted resumable upload (C) is kept for resuming; 0: none."),
+    Setting("files", "max_rate", "0", parse_size,
+            "Bytes per second per session, both directions (K, M, G); 0 means unlimited."),
     Setting("access", "anonymous", "write", choice("none", "read", "write"),
             "What a client that has not logged in may do: none, read or write."),
     Setting("access", "anonymous_home", "", home_path,
@@ -214,6 +221,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Log file (reopened on SIGUSR1); empty: stderr, or syslog with --daemon."),
     Setting("log", "transfer_log", "", optional_path,
             "One line per transfer and per M, D, R (reopened on SIGUSR1); empty: none."),
+    Setting("access", "anonymous_max_rate", "", optional_size,
+            "Bytes per second for anonymous sessions; empty: [files] max_rate; 0: unlimited."),
     Setting("access", "users_file", "", optional_path,
             "Accounts file written by `ftpd passwd` (scrypt hashes); empty: no accounts."),
     Setting("access", "login_failure_delay", "1", seconds(0),
@@ -262,12 +271,14 @@ class FilesSettings:
     max_depth: int
     max_entries_per_listing: int
     partial_upload_ttl: float
+    max_rate: int
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     anonymous: str
     anonymous_home: str
+    anonymous_max_rate: Optional[int]
     users_file: str
     login_failure_delay: float
     max_login_failures: int

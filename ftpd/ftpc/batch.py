@@ -15,11 +15,12 @@ from ftpd.ftpc.status import EX_OK
 
 
 def run_batch(target: Target, login: Optional[Tuple[str, str]], commands: TextIO,
-              quiet: bool = False) -> int:
+              quiet: bool = False, limit_rate: int = 0) -> int:
     """`ftpc -b FILE HOST`, or shell commands piped in: run them in order and
     stop at the first that fails, with its exit status. A line starting
     with '-' may fail without stopping the script (as in sftp -b)."""
     shell = Shell(target, login, quiet, batch=True)
+    shell.limit_rate = limit_rate
     failed = first_connect(shell)
     if failed is not None:
         return failed

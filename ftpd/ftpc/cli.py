@@ -28,6 +28,7 @@ from ftpd.protocol import DEFAULT_PORT
 
 from ftpd import __version__
 from ftpd.client import Client, ConnectionLost, ServerError
+from ftpd.config import parse_size
 from ftpd.ftpc.connect import Target, build_ssl_context, parse_target, resolve_login, split_url
 from ftpd.ftpc.display import (human_size, listing_json, listing_table, terminal_lines,
                                transfer_summary)
@@ -37,7 +38,7 @@ from ftpd.ftpc.operations import entry_of, make_dirs, move, remove_tree
 from ftpd.ftpc.paths import absolute, resolve, split
 from ftpd.ftpc.status import EX_USAGE
 from ftpd.ftpc.transfer import (bar_for, GetOptions, LocalFileError, ProgressFactory, download,
-                                download_to_stream, local_target)
+                                download_to_stream, local_target, rate_limited)
 from ftpd.ftpc.tree import Summary, TreeOptions
 from ftpd.ftpc.tree_get import get_tree
 from ftpd.ftpc.tree_put import put_tree
@@ -71,6 +72,16 @@ def _common(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("--retries", type=int, default=default, metavar="N",
                         help="after a lost connection (or ERR 421), reconnect and try again "
                              "up to N times; a download resumes where it broke (default 0)")
+    parser.add_argument("--limit-rate", type=_rate, default=default, metavar="RATE",
+                        help="at most RATE bytes per second, both directions (K, M, G "
+                             "suffixes; like curl --limit-rate; default 0: unlimited)")
+
+
+def _rate(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ftpc {__version__}")
     parser.set_defaults(user=None, quiet=False, timeout=30.0, tls=False, cafile=None,
-                        insecure=False, retries=0)
+                        insecure=False, retries=0, limit_rate=0)
     _common(parser, argparse.SUPPRESS)
     parser.add_argument("-b", "--batch", metavar="FILE", type=argparse.FileType("r"),
                         help="run shell commands from FILE ('-' = standard input); stop at "
@@ -147,7 +158,7 @@ def say(args: argparse.Namespace, text: str, stream: Optional[TextIO] = None) ->
 
 
 def progress_factory(args: argparse.Namespace) -> ProgressFactory:
-    return bar_for(args.quiet)
+    return rate_limited(bar_for(args.quiet), args.limit_rate)
 
 
 def cmd_list(client: Client, args: argparse.Namespace) -> int:
@@ -296,8 +307,9 @@ def run(args: argparse.Namespace) -> int:
         from ftpd.ftpc.batch import run_batch
         from ftpd.ftpc.shell import run_shell
         if args.batch is not None or not sys.stdin.isatty():
-            return run_batch(target, login, args.batch or sys.stdin, quiet=args.quiet)
-        return run_shell(target, login, quiet=args.quiet)
+            return run_batch(target, login, args.batch or sys.stdin, quiet=args.quiet,
+                             limit_rate=args.limit_rate)
+        return run_shell(target, login, quiet=args.quiet, limit_rate=args.limit_rate)
     for attempt in range(max(args.retries, 0) + 1):
         try:
             with target.connect() as client:

@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Set, Tupl
 
 from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
+from ftpd.config import parse_size
 from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
 from ftpd.ftpc.connect import Target, resolve_login
 from ftpd.ftpc.display import (describe, human_size, listing_table, shown, terminal_lines,
@@ -24,7 +25,8 @@ from ftpd.ftpc.display import (describe, human_size, listing_table, shown, termi
 from ftpd.ftpc.folders import FolderCommands, Unfinished
 from ftpd.ftpc.paths import RemoteDir, absolute
 from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
-from ftpd.ftpc.transfer import (bar_for, Cancelled, GetOptions, download, local_target)
+from ftpd.ftpc.transfer import (Cancelled, GetOptions, bar_for, download, local_target,
+                                rate_limited)
 from ftpd.ftpc.upload import upload
 
 readline: Optional[ModuleType]
@@ -47,6 +49,7 @@ Commands:
   login USER            log in (the password is asked without echo)
   lcd [DIR]  lls        change or list the local directory
   open HOST[:PORT]      connect to a server
+  rate [RATE]           show or set the transfer speed limit (0: unlimited)
   help [COMMAND]  quit  (Ctrl-D quits too)
 Quote names with spaces: get "my file.txt". Tab completes names."""
 
@@ -87,6 +90,7 @@ class Shell(FolderCommands, cmd.Cmd):
                  batch: bool = False):
         super().__init__()
         self.target, self.login, self.quiet, self.batch = target, login, quiet, batch
+        self.limit_rate = 0          # bytes per second, both directions; 0: unlimited
         self.status = EX_OK        # of the last command, as ftpc would exit with it
         self.where = ""            # in batch mode, the line being run
         self.client: Optional[Client] = None
@@ -173,7 +177,18 @@ class Shell(FolderCommands, cmd.Cmd):
             self.lost(str(exc))
 
     def bar(self) -> Callable:
-        return bar_for(self.quiet)
+        return rate_limited(bar_for(self.quiet), self.limit_rate)
+
+    def do_rate(self, arg: str) -> None:
+        """rate [RATE]: show or set the transfer limit in bytes per second, both
+        directions (K, M, G suffixes; 0: unlimited), like --limit-rate."""
+        if arg.strip():
+            try:
+                self.limit_rate = parse_size(arg)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        self.out(f"rate limit: {self.limit_rate or 'unlimited'}"
+                 + (" bytes/s" if self.limit_rate else ""))
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -412,9 +427,11 @@ class Shell(FolderCommands, cmd.Cmd):
         return self._complete(line, begidx, endidx, (local_paths,))
 
 
-def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False) -> int:
+def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False,
+              limit_rate: int = 0) -> int:
     """ftpc without a command. Exit 3 if the first connection fails, else 0."""
     shell = Shell(target, login, quiet)
+    shell.limit_rate = limit_rate
     failed = first_connect(shell)
     return failed if failed is not None else shell.run()
 

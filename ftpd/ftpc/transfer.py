@@ -23,6 +23,7 @@ import errno
 import hashlib
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Optional, Tuple
 
@@ -370,3 +371,47 @@ def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = 
         client.close()
         raise Cancelled("download cancelled") from exc
     return Outcome("-", size, digest)
+
+
+# -- `--limit-rate`: the client paces itself through its progress callback -----------
+
+class _Pacer:
+    """A token bucket of at most one second's worth, empty at the start."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.tokens = 0.0
+        self.stamp = time.monotonic()
+
+    def take(self, count: int) -> None:
+        now = time.monotonic()
+        self.tokens = min(float(self.rate), self.tokens + (now - self.stamp) * self.rate) - count
+        self.stamp = now
+        if self.tokens < 0:
+            time.sleep(-self.tokens / self.rate)   # asleep, not spinning
+
+
+class _PacedBar:
+    """Each chunk waits for its turn before the bar counts it, so the bar's
+    speed is the limited speed and the next read or send waits too."""
+
+    def __init__(self, inner: Any, rate: int):
+        self.inner = inner
+        self.pacer = _Pacer(rate)
+
+    def update(self, count: int) -> None:
+        self.pacer.take(count)
+        self.inner.update(count)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def rate_limited(bar: ProgressFactory, rate: int) -> ProgressFactory:
+    """`bar` paced to `rate` bytes per second (0: as it is), both directions."""
+    if rate <= 0:
+        return bar
+
+    def paced(label: str, total: int, initial: int = 0) -> _PacedBar:
+        return _PacedBar(bar(label, total, initial), rate)
+    return paced

@@ -1,9 +1,13 @@
 """Accounts: the users file, scrypt password hashes, and `ftpd passwd`.
 
-One record per line, `user:access:hash[:home]`, where hash is a PHC-style
-string `$scrypt$ln=15,r=8,p=1$<salt>$<key>` (unpadded base64) and home, when
-present, is the account's directory below the library, percent-encoded like
-a path on the wire (no home: the whole library). The cost parameters
+One record per line, `user:access:hash[:home[:limits]]`, where hash is a
+PHC-style string `$scrypt$ln=15,r=8,p=1$<salt>$<key>` (unpadded base64),
+home, when present, is the account's directory below the library,
+percent-encoded like a path on the wire (no home or an empty one: the whole
+library), and limits, when present, is `max_rate=N,quota=N,max_files=N`
+(bytes per second, bytes, files; any subset, 0 = unlimited; no max_rate:
+the server's default). Records of 3 or 4 fields, as older versions wrote
+them, load unchanged. The cost parameters
 live in each record, so raising DEFAULT_COST later leaves old records
 working until their password is next set. Blank lines and `#` comments are
 kept as they are when `ftpd passwd` rewrites the file.
@@ -24,7 +28,7 @@ import os
 import re
 import secrets
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, NamedTuple, Optional, TextIO, Tuple
 
 from ftpd import fileutil, protocol
@@ -55,10 +59,27 @@ class AuthError(Exception):
     """Bad input to `ftpd passwd` (unknown user, mismatched passwords...)."""
 
 
+@dataclass(frozen=True)
+class Limits:
+    """An account's share: None max_rate defers to [files] max_rate; 0 is unlimited."""
+    max_rate: Optional[int] = None
+    quota: int = 0
+    max_files: int = 0
+
+    def text(self) -> str:
+        fields = {"max_rate": self.max_rate, "quota": self.quota, "max_files": self.max_files}
+        return ",".join(f"{key}={value}" for key, value in fields.items()
+                        if value is not None and (value or key == "max_rate"))
+
+
+NO_LIMITS = Limits()
+
+
 class Login(NamedTuple):
     """What a correct login gives the session."""
     access: str
     home: str              # below the library, "" for all of it
+    limits: Limits = NO_LIMITS
 
 
 @dataclass(frozen=True)
@@ -69,9 +90,14 @@ class Record:
     salt: bytes
     key: bytes
     home: str = ""
+    limits: Limits = NO_LIMITS
 
     def line(self) -> str:
-        home = f":{protocol.encode_path(self.home)}" if self.home else ""
+        home = protocol.encode_path(self.home) if self.home else ""
+        limits = self.limits.text()
+        if limits:      # a ':' in the home is escaped so the limits field stays last
+            home = f"{home.replace(':', '%3A')}:{limits}"
+        home = f":{home}" if home else ""
         return (f"{self.user}:{self.access}:$scrypt${self.cost.text()}${_b64(self.salt)}"
                 f"${_b64(self.key)}{home}")
 
@@ -92,9 +118,9 @@ def derive(password: str, salt: bytes, cost: Cost) -> bytes:
 
 
 def make_record(user: str, access: str, password: str, cost: Cost = DEFAULT_COST,
-                home: str = "") -> Record:
+                home: str = "", limits: Limits = NO_LIMITS) -> Record:
     salt = secrets.token_bytes(SALT_BYTES)
-    return Record(user, access, cost, salt, derive(password, salt, cost), home)
+    return Record(user, access, cost, salt, derive(password, salt, cost), home, limits)
 
 
 def check_home(text: str) -> str:
@@ -118,9 +144,9 @@ def parse_record(line: str) -> Record:
     """One non-comment line -> Record; ValueError with a plain reason."""
     parts = line.split(":", 3)
     if len(parts) not in (3, 4):
-        raise ValueError("expected user:access:hash[:home]")
+        raise ValueError("expected user:access:hash[:home[:limits]]")
     user, access, text = parts[:3]
-    home = _parse_home(parts[3]) if len(parts) == 4 else ""
+    home, limits = _split_home(parts[3]) if len(parts) == 4 else ("", NO_LIMITS)
     if not USER_RE.match(user):
         raise ValueError(f"invalid user name {user!r}")
     if access not in ACCESS:
@@ -131,7 +157,33 @@ def parse_record(line: str) -> Record:
     cost = Cost(*(int(match.group(i)) for i in (1, 2, 3)))
     if not (1 <= cost.log2_n <= 24 and cost.r >= 1 and cost.p >= 1):
         raise ValueError("scrypt parameters out of range")
-    return Record(user, access, cost, _unb64(match.group(4)), _unb64(match.group(5)), home)
+    return Record(user, access, cost, _unb64(match.group(4)), _unb64(match.group(5)), home,
+                  limits)
+
+
+_LIMITS = re.compile(r"\A(?:(?:max_rate|quota|max_files)=\d{1,19},?)*\Z")
+
+
+def _split_home(rest: str) -> Tuple[str, Limits]:
+    """`home[:limits]`: older records wrote a home's ':' unescaped, so only a
+    last field that reads as limits is taken for them."""
+    head, _, last = rest.rpartition(":")
+    if _ and _LIMITS.match(last):
+        return (_parse_home(head) if head else ""), parse_limits(last)
+    return (_parse_home(rest) if rest else ""), NO_LIMITS
+
+
+def parse_limits(field: str) -> Limits:
+    """`max_rate=N,quota=N,max_files=N` (any subset) -> Limits."""
+    values: Dict[str, int] = {}
+    for item in filter(None, field.split(",")):
+        key, _, number = item.partition("=")
+        if key not in ("max_rate", "quota", "max_files") or key in values:
+            raise ValueError(f"unknown or repeated limit {key!r}")
+        if not number.isdigit() or len(number) > 19:
+            raise ValueError(f"limit {key} must be a whole number, not {number!r}")
+        values[key] = int(number)
+    return Limits(**values)
 
 
 def _parse_home(field: str) -> str:
@@ -218,7 +270,9 @@ class Accounts:
         """Access and home of a correct login, else None (same cost either way)."""
         record = self.records.get(user)
         good = verify(record or self.dummy, password[:MAX_PASSWORD])
-        return Login(record.access, record.home) if good and record is not None else None
+        if not good or record is None:
+            return None
+        return Login(record.access, record.home, record.limits)
 
 
 
@@ -267,9 +321,10 @@ def _existing_lines(path: str) -> List[str]:
     return lines
 
 
-def set_password(path: str, user: str, password: str, access: Optional[str],
-                 home: Optional[str] = None) -> Login:
-    """Create or update `user`; keeps its access and home unless given. Returns them."""
+def set_password(path: str, user: str, password: Optional[str], access: Optional[str],
+                 home: Optional[str] = None, limits: Optional[Dict[str, int]] = None) -> Login:
+    """Create or update `user`; keeps its access, home, limits and (when
+    `password` is None, for an existing account) password unless given."""
     check_user_name(user)
     home = None if home is None else check_home(home)
     with _locked(path):
@@ -277,13 +332,29 @@ def set_password(path: str, user: str, password: str, access: Optional[str],
         index, old = _find(lines, user)
         access = access or (old.access if old else "read")
         home = home if home is not None else (old.home if old else "")
-        line = make_record(user, access, password, home=home).line()
+        kept = replace(old.limits if old else NO_LIMITS, **(limits or {}))
+        if password is not None:
+            record = make_record(user, access, password, home=home, limits=kept)
+        elif old is not None:
+            record = replace(old, access=access, home=home, limits=kept)
+        else:
+            raise AuthError(f"no such user {user!r} in {path}: a new account needs a password")
+        line = record.line()
         if index is None:
             lines.append(line)
         else:
             lines[index] = line
         write_atomically(path, lines)
-    return Login(access, home)
+    return Login(access, home, kept)
+
+
+def find_user(path: str, user: str) -> Optional[Record]:
+    """The account's record as `passwd` would edit it, None when it has none."""
+    return _find(_existing_lines(path), user)[1]
+
+
+def list_accounts(path: str) -> List[Record]:
+    return list(parse_lines(_existing_lines(path)).values())
 
 
 def delete_user(path: str, user: str) -> None:

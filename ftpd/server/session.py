@@ -22,6 +22,8 @@ from ftpd.server import logs, partials, requests
 from ftpd.server.requests import STREAMED
 from ftpd.config import Config
 from ftpd.server.library import Library, LibraryError
+from ftpd.server.auth import Login
+from ftpd.server.share import Share
 from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, CONFLICT, FORBIDDEN,
                            INTERNAL, TIMEOUT, UNAVAILABLE, ProtocolError)
 from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTimeout
@@ -34,7 +36,7 @@ LINGER_READS = 16
 SENDFILE_STEP = 1 << 20   # sendfile in steps so the process title shows progress
 LISTING_BATCH = 512       # listing rows formatted and sent per write
 # user, password -> (access level, home below the library) or None
-Authenticator = Callable[[str, str], Optional[Tuple[str, str]]]
+Authenticator = Callable[[str, str], Optional[Login]]
 Path = Tuple[str, ...]
 
 
@@ -75,6 +77,7 @@ class Session:
         self.files: Optional[Library] = None      # the view rooted at this session's home
         if self.access != "none":
             self.files = self.open_home(settings.access.anonymous_home)
+        self.share = Share(settings, None, self.files)
 
     @property
     def tree(self) -> Library:
@@ -209,13 +212,14 @@ class Session:
         login = self.authenticate(user, password) if self.authenticate else None
         if login is None:
             self.login_failed(user)
-        access, home = login
+        access, home = login.access, login.home
         files = self.open_home(home, user)
         if files is None:
             raise LibraryError(INTERNAL, "cannot open your home directory")
+        share = Share(self.settings, login.limits, files)
         if self.files is not None:
             self.files.close()
-        self.user, self.access, self.files = user, access, files
+        self.user, self.access, self.files, self.share = user, access, files, share
         log.info("login %s from %s home /%s", user, self.peer, home)
         self.send(protocol.ok(protocol.encode_text(user)))
 
@@ -261,10 +265,11 @@ class Session:
             self.progress("G", path, sent, count)
 
         self.progress("G", path, 0, count)
+        step = self.share.send_step(max(SENDFILE_STEP, count // 100))
         try:
             done = self.stream.sendfile(handle, offset, count,
-                                        self.settings.server.data_timeout, advance,
-                                        max(SENDFILE_STEP, count // 100))
+                                        self.settings.server.data_timeout,
+                                        self.share.paid_progress(advance, count, step), step)
         except (StreamClosed, StreamTimeout) as exc:
             return sent, f"failed: {exc or 'stalled'}"
         if done < count:
@@ -274,6 +279,14 @@ class Session:
     def do_put(self, path: Path, size: int, expected: Optional[str],
                mtime: Optional[int]) -> None:
         self.tree.check_upload(path, size)
+        self.share.reserve(self.tree, path, size)
+        try:
+            self._store(path, size, expected, mtime)
+        finally:
+            self.share.release()
+
+    def _store(self, path: Path, size: int, expected: Optional[str],
+               mtime: Optional[int]) -> None:
         upload = self.tree.begin_upload(path, mtime=mtime)
         started = time.monotonic()
         try:
@@ -283,7 +296,7 @@ class Session:
                 expected = self._trailing_digest()   # read even after a failure: stay in step
             if failure is not None:
                 raise failure
-            digest = upload.commit(expected)
+            digest = self.share.counted(self.tree, [path], lambda: upload.commit(expected))
             self.log_transfer("P", path, size, started, digest, "ok")
             self.send(protocol.ok(size, digest))
         except LibraryError as exc:
@@ -324,8 +337,11 @@ class Session:
                               f"failed: {exc.text}")
             raise
         except (StreamTimeout, StreamClosed) as exc:
-            self.log_transfer("C", path, upload.size - held, started, None,
-                              f"failed: {str(exc) or 'stalled'}, kept {upload.size} bytes")
+            kept = upload.size
+            # Released before it is logged: whoever reads the log line may resume at once.
+            upload.abort(keep=self.tree.partial_ttl > 0)
+            self.log_transfer("C", path, kept - held, started, None,
+                              f"failed: {str(exc) or 'stalled'}, kept {kept} bytes")
             if isinstance(exc, StreamTimeout):
                 self.close_with(TIMEOUT, "data timeout")
             raise CloseSession() from exc
@@ -350,6 +366,7 @@ class Session:
         self.progress("P", path, 0, size)
         for chunk in self.stream.iter_exact(size, self.settings.server.data_timeout):
             self.bytes_in += len(chunk)
+            self.share.received(len(chunk))
             done += len(chunk)
             self.progress("P", path, done, size)
             if failure is None:
@@ -366,10 +383,12 @@ class Session:
         self._change("M", path, lambda: self.tree.mkdir(path))
 
     def do_delete(self, path: Path) -> None:
-        self._change("D", path, lambda: self.tree.delete(path))
+        self._change("D", path, lambda: self.share.counted(
+            self.tree, [path], lambda: self.tree.delete(path)))
 
     def do_rename(self, source: Path, target: Path) -> None:
-        self._change("R", source, lambda: self.tree.rename(source, target), target)
+        self._change("R", source, lambda: self.share.counted(
+            self.tree, [source, target], lambda: self.tree.rename(source, target)), target)
 
     def _change(self, verb: str, path: Path, act: Callable[[], None],
                 target: Optional[Path] = None) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, Tuple
 
 import psutil
 
-from ftpd.server import daemon, titles
+from ftpd.server import accounts_report, daemon, titles
 from ftpd.server.daemon import NotRunning
 
 WILDCARD = ("", "*", "0.0.0.0", "::")
@@ -128,4 +128,8 @@ def render_json(info: ServerInfo) -> str:
 
 def status(config: Any, as_json: bool = False) -> str:
     info = collect(find_server(config))
-    return render_json(info) if as_json else render(info)
+    quotas = accounts_report.quota_rows(config.access.users_file, config.server.root)
+    if as_json:
+        return json.dumps({**asdict(info), "quotas": quotas}, indent=2)
+    shown = render(info)
+    return shown + "\n" + accounts_report.render_quotas(quotas) if quotas else shown
