@@ -168,6 +168,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "Sessions served at once for one client address."),
     Setting("server", "idle_timeout", "300", seconds(0.01),
             "Seconds a whole request line may take to arrive (ERR 408, then close)."),
+    Setting("server", "first_request_timeout", "30", seconds(0.01),
+            "Seconds from connect to a whole first request (ERR 408, then close); past "
+            "max_clients*0.6 silent sessions, new ones are refused at random (ERR 421)."),
     Setting("server", "data_timeout", "60", seconds(0.01),
             "Seconds a transfer may stall without progress before it is dropped."),
     Setting("server", "backlog", "1024", integer(1, 65535),
@@ -237,6 +240,7 @@ class ServerSettings:
     max_clients: int
     max_clients_per_ip: int
     idle_timeout: float
+    first_request_timeout: float
     data_timeout: float
     backlog: int
     shutdown_timeout: float
