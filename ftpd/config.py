@@ -189,6 +189,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "Group for sessions; empty means the primary group of [server] user."),
     Setting("server", "chroot", "yes", parse_bool,
             "Started as root: each session chroots into the library before reading a byte."),
+    Setting("server", "seccomp", "yes", choice("yes", "no", "log"),
+            "System-call filter per session: yes kills a session on a call off the list, "
+            "log only logs it (fork mode only)."),
     Setting("server", "concurrency", "fork", choice("fork", "thread"),
             "Session model: fork (a process per client) or thread; needs a restart."),
     Setting("files", "max_file_size", "0", parse_size,
@@ -250,6 +253,7 @@ class ServerSettings:
     user: str
     group: str
     chroot: bool
+    seccomp: str
     concurrency: str
 
 

@@ -30,7 +30,7 @@ from typing import Callable, NoReturn, Optional, Tuple
 
 from ftpd import protocol
 from ftpd.config import Config
-from ftpd.server import hashing, proxy, titles
+from ftpd.server import hashing, hooks, proxy, titles
 from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import format_address
@@ -124,6 +124,7 @@ def run_as_process(start: SessionStart, conn: socket.socket, peer: Peer,
         # talks to a confined process.
         ops.prestart()
         start.guard.confine(start.library.dir_fd)
+        hooks.after_confinement()
         code = serve(start, conn, peer, stop)
     except BaseException:
         log.exception("session %s:%s crashed", *peer[:2])

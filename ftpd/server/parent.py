@@ -257,8 +257,11 @@ class Server:
         for finished in self.spawner.reap():
             self.startups.forget(finished.child.ident)
             if not finished.clean:
-                log.warning("session %d (%s) ended with %s", finished.child.ident,
-                            format_address(finished.child.peer), finished.status)
+                # SIGSYS: the seccomp filter killed it (see syscalls.py).
+                why = " (a system call off the seccomp list)" \
+                    if finished.status == f"signal {int(signal.SIGSYS)}" else ""
+                log.warning("session %d (%s) ended with %s%s", finished.child.ident,
+                            format_address(finished.child.peer), finished.status, why)
                 self.spawner.tidy(finished, self.library)
 
     def handle_sigterm(self) -> None:

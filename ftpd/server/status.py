@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 import psutil
 
 from ftpd.server import daemon, titles
-from ftpd import protocol
 from ftpd.server.daemon import NotRunning
 
 WILDCARD = ("", "*", "0.0.0.0", "::")
@@ -39,6 +38,8 @@ class ServerInfo:
     listen: str
     age: float
     sessions: Tuple[SessionInfo, ...]
+    seccomp: str = "no"           # [server] seccomp as configured
+    filtered: int = 0             # sessions the kernel reports under a seccomp filter
 
 
 def title_of(proc: psutil.Process) -> str:
@@ -88,14 +89,27 @@ def parse_session(proc: psutil.Process, now: float) -> Optional[SessionInfo]:
                        parsed.bytes, now - started)
 
 
-def collect(server: psutil.Process) -> ServerInfo:
+def seccomp_mode_of(pid: int) -> int:
+    """/proc/PID/status `Seccomp:`: 0 none, 1 strict, 2 filter; 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Seccomp:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def collect(server: psutil.Process, seccomp: str = "no") -> ServerInfo:
     now = time.time()
     listen = titles.parse_master(title_of(server))
     sessions = [info for info in (parse_session(child, now) for child in server.children())
                 if info is not None]
     sessions.sort(key=lambda info: info.pid)
+    filtered = sum(1 for info in sessions if seccomp_mode_of(info.pid) == 2)
     return ServerInfo(server.pid, listen or "-",
-                      now - server.create_time(), tuple(sessions))
+                      now - server.create_time(), tuple(sessions), seccomp, filtered)
 
 
 def format_age(seconds: float) -> str:
@@ -111,14 +125,16 @@ def format_age(seconds: float) -> str:
 
 def render(info: ServerInfo) -> str:
     lines = [f"ftpd running: pid {info.pid}, listening on {info.listen}, "
-             f"up {format_age(info.age)}, {len(info.sessions)} session(s)"]
+             f"up {format_age(info.age)}, {len(info.sessions)} session(s)",
+             f"seccomp {info.seccomp}: {info.filtered} of {len(info.sessions)} "
+             f"session(s) filtered"]
     if info.sessions:
         rows = [("PID", "CLIENT", "USER", "HOME", "STATE", "BYTES", "AGE")]
         rows += [(str(s.pid), s.client, s.user, s.home, s.state, str(s.bytes),
                   format_age(s.age)) for s in info.sessions]
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
             lines.append("  ".join(cells + [row[6]]))
     return "\n".join(lines)
 
@@ -128,5 +144,6 @@ def render_json(info: ServerInfo) -> str:
 
 
 def status(config: Any, as_json: bool = False) -> str:
-    info = collect(find_server(config))
+    mode = "no" if config.server.concurrency == "thread" else config.server.seccomp
+    info = collect(find_server(config), mode)
     return render_json(info) if as_json else render(info)
