@@ -175,6 +175,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "Sessions served at once for one client address."),
     Setting("server", "idle_timeout", "300", seconds(0.01),
             "Seconds a whole request line may take to arrive (ERR 408, then close)."),
+    Setting("server", "first_request_timeout", "30", seconds(0.01),
+            "Seconds from connect to a whole first request (ERR 408, then close); past "
+            "max_clients*0.6 silent sessions, new ones are refused at random (ERR 421)."),
     Setting("server", "data_timeout", "60", seconds(0.01),
             "Seconds a transfer may stall without progress before it is dropped."),
     Setting("server", "backlog", "1024", integer(1, 65535),
@@ -193,6 +196,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "Group for sessions; empty means the primary group of [server] user."),
     Setting("server", "chroot", "yes", parse_bool,
             "Started as root: each session chroots into the library before reading a byte."),
+    Setting("server", "seccomp", "yes", choice("yes", "no", "log"),
+            "System-call filter per session: yes kills a session on a call off the list, "
+            "log only logs it (fork mode only)."),
     Setting("server", "concurrency", "fork", choice("fork", "thread"),
             "Session model: fork (a process per client) or thread; needs a restart."),
     Setting("files", "max_file_size", "0", parse_size,
@@ -250,6 +256,7 @@ class ServerSettings:
     max_clients: int
     max_clients_per_ip: int
     idle_timeout: float
+    first_request_timeout: float
     data_timeout: float
     backlog: int
     shutdown_timeout: float
@@ -259,6 +266,7 @@ class ServerSettings:
     user: str
     group: str
     chroot: bool
+    seccomp: str
     concurrency: str
 
 

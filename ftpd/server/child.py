@@ -25,16 +25,18 @@ import os
 import select
 import signal
 import socket
+import time
 from typing import Callable, NoReturn, Optional, Tuple
 
 from ftpd import protocol
 from ftpd.config import Address, Config
-from ftpd.server import hashing, proxy, titles
+from ftpd.server import hashing, hooks, proxy, titles
 from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import format_address
 from ftpd.server.peers import PeerTable
 from ftpd.server.session import Session
+from ftpd.server.silence import no_report
 
 log = logging.getLogger("ftpd.server")
 
@@ -84,6 +86,8 @@ class SessionStart:
     library: Library
     peers: Optional[PeerTable]           # set exactly when proxy_protocol is on
     title: Callable[[str], None]         # the process title (setproctitle)
+    # Tells the parent the first complete request has arrived (silence.Slot).
+    spoke: Callable[[], None] = no_report
 
 
 class ChildOps:
@@ -120,6 +124,7 @@ def run_as_process(start: SessionStart, conn: socket.socket, peer: Peer,
         # talks to a confined process.
         ops.prestart()
         start.guard.confine(start.library.dir_fd)
+        hooks.after_confinement()
         code = serve(start, conn, peer, stop)
     except BaseException:
         log.exception("session %s:%s crashed", *peer[:2])
@@ -140,6 +145,7 @@ def _no_title(text: str) -> None:
 
 def serve(start: SessionStart, conn: socket.socket, peer: Peer, stop: StopFlag) -> int:
     """PROXY header, TLS handshake, session: common to both models."""
+    connected = time.monotonic()      # first_request_timeout counts from here
     conn.setblocking(True)
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     slot = None
@@ -151,7 +157,7 @@ def serve(start: SessionStart, conn: socket.socket, peer: Peer, stop: StopFlag) 
     try:
         secured = start.guard.handshake(conn, format_address(peer))
         if secured is not None:
-            run_session(start, secured, peer, stop)
+            run_session(start, secured, peer, stop, connected)
     finally:
         if slot is not None and start.peers is not None:
             start.peers.release(slot)
@@ -175,14 +181,16 @@ def proxied_peer(start: SessionStart, peers: PeerTable, conn: socket.socket,
     return real, slot
 
 
-def run_session(start: SessionStart, conn: socket.socket, peer: Peer, stop: StopFlag) -> None:
+def run_session(start: SessionStart, conn: socket.socket, peer: Peer, stop: StopFlag,
+                connected: float) -> None:
     peer_text = format_address(peer)
     start.title(titles.starting(peer_text))
     session = Session(conn, peer_text, start.config, start.library, stop,
                       authenticate=start.guard.accounts,
                       report=lambda state: start.title(titles.session(
                           peer_text, session.who, session.home, state,
-                          session.bytes_in + session.bytes_out)))
+                          session.bytes_in + session.bytes_out)),
+                      spoke=start.spoke, connected=connected)
     session.run()
 
 

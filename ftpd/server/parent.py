@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Callable, Dict, List, Optional
 
 from ftpd.server import listeners as listen_mod
-from ftpd.server import proxy, titles
+from ftpd.server import proxy, silence, titles
 from ftpd.config import Config, ConfigError
 from ftpd.server.child import Peer, SessionStart, refuse
 from ftpd.server.guard import Guard
@@ -114,6 +114,7 @@ class Server:
         self.inherited = bound is not None if inherited is None else inherited
         self.library = open_library(config)
         self.peers = self.peer_table_for(config)
+        self.startups = silence.Startups(config.server.max_clients)
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.spawner: Spawner = spawner_for(config.server.concurrency,
@@ -207,20 +208,30 @@ class Server:
             refuse(conn, reason)
             return
         self.guard.before_fork()
-        self.spawner.spawn(conn, peer, self.session_start())
+        slot = self.startups.claim()
+        try:
+            ident = self.spawner.spawn(conn, peer, self.session_start(slot.mark_spoken))
+        except BaseException:
+            slot.release()
+            raise
+        self.startups.track(ident, slot)
 
     def refusal(self, ip: Optional[str]) -> Optional[str]:
         """Why to refuse before forking. Behind a balancer every peer is the
         balancer, so the per-IP limit is left to the child (ip=None)."""
-        if len(self.spawner) >= self.config.server.max_clients:
+        max_clients = self.config.server.max_clients
+        if len(self.spawner) >= max_clients:
             return "too many clients"
         if ip is not None and self.spawner.count_ip(ip) >= self.config.server.max_clients_per_ip:
             return "too many connections from your address"
+        if silence.early_drop(self.startups.silent(), max_clients):
+            return "too many connections waiting for a first request, try again"
         return None
 
-    def session_start(self) -> SessionStart:
+    def session_start(self, spoke: Callable[[], None]) -> SessionStart:
         """What a session spawned now takes along: this moment's configuration."""
-        return SessionStart(self.config, self.guard, self.library, self.peers, self.title)
+        return SessionStart(self.config, self.guard, self.library, self.peers, self.title,
+                            spoke)
 
     # -- what the spawners call back -------------------------------------------------
 
@@ -248,9 +259,13 @@ class Server:
 
     def handle_sigchld(self) -> None:
         for finished in self.spawner.reap():
+            self.startups.forget(finished.child.ident)
             if not finished.clean:
-                log.warning("session %d (%s) ended with %s", finished.child.ident,
-                            format_address(finished.child.peer), finished.status)
+                # SIGSYS: the seccomp filter killed it (see syscalls.py).
+                why = " (a system call off the seccomp list)" \
+                    if finished.status == f"signal {int(signal.SIGSYS)}" else ""
+                log.warning("session %d (%s) ended with %s%s", finished.child.ident,
+                            format_address(finished.child.peer), finished.status, why)
                 self.spawner.tidy(finished, self.library)
 
     def handle_sigterm(self) -> None:
@@ -327,6 +342,7 @@ class Server:
         if (new.server.proxy_protocol, new.server.max_clients) != \
                 (self.config.server.proxy_protocol, self.config.server.max_clients):
             self.peers = self.peer_table_for(new)
+        self.startups.resize(new.server.max_clients)
         self.config, self.guard = new, guard
         guard.announce()
         log.info("configuration reloaded from %s", new.source)

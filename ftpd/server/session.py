@@ -59,7 +59,9 @@ class Command:
 class Session:
     def __init__(self, sock: socket.socket, peer: str, settings: Config, library: Library,
                  stop: Any, authenticate: Optional[Authenticator] = None,
-                 report: Callable[[str], None] = lambda state: None):
+                 report: Callable[[str], None] = lambda state: None,
+                 spoke: Callable[[], None] = lambda: None,
+                 connected: Optional[float] = None):
         self.sock = sock
         self.peer = peer
         self.settings = settings
@@ -68,6 +70,9 @@ class Session:
         self.authenticate = authenticate
         self.login_failures = 0
         self.report = report
+        self.spoke: Optional[Callable[[], None]] = spoke   # None once it has spoken
+        started = time.monotonic() if connected is None else connected
+        self.first_deadline = started + settings.server.first_request_timeout
         self.stream = Stream(sock)
         self.user: Optional[str] = None
         self.access = settings.access.anonymous
@@ -143,20 +148,36 @@ class Session:
         if self.stop.is_set():
             self.close_with(UNAVAILABLE, "server shutting down")
         self.report("idle")
+        timeout, reason = self.request_timeout()
         try:
-            line = self.stream.read_line(self.settings.server.idle_timeout, self.stop.fileno())
+            line = self.stream.read_line(timeout, self.stop.fileno())
         except Interrupted:
             return                       # loop back: stop.is_set() decides
         except StreamTimeout:
-            self.close_with(TIMEOUT, "idle timeout")
+            self.close_with(TIMEOUT, reason)
         except LineTooLong:
             self.close_with(BAD_REQUEST, "line too long")
+        if self.spoke is not None:
+            self.spoke()
+            self.spoke = None
         try:
             self.dispatch(protocol.parse_request(line))
         except (ProtocolError, LibraryError) as exc:
             self.send(protocol.err(exc.code, exc.text))
             if exc.code in protocol.CLOSING_CODES:
                 raise CloseSession() from exc
+
+    def request_timeout(self) -> Tuple[float, str]:
+        """How long the next request line may take, and the ERR 408 text:
+        until its first request a session is held to first_request_timeout,
+        counted from the connect, so silence cannot hold a slot for long."""
+        idle = self.settings.server.idle_timeout
+        if self.spoke is None:
+            return idle, "idle timeout"
+        remaining = max(0.0, self.first_deadline - time.monotonic())
+        if remaining < idle:
+            return remaining, "no request in time"
+        return idle, "idle timeout"
 
     def dispatch(self, request: protocol.Request) -> None:
         command = COMMANDS.get(request.verb)

@@ -238,10 +238,17 @@ class ThreadSpawner(Spawner):
         self.retiring = waiting
 
     def caveats(self, guard: Guard) -> List[str]:
-        if not (guard.plan.chroot or guard.plan.uid):
-            return []
-        return ["concurrency = thread: sessions share the server's process, so they "
-                "are neither chrooted nor dropped to [server] user; use fork"]
+        found = []
+        if guard.plan.chroot or guard.plan.uid:
+            found.append("concurrency = thread: sessions share the server's process, so "
+                         "they are neither chrooted nor dropped to [server] user; use fork")
+        if guard.seccomp != "no":
+            found.append(f"concurrency = thread: [server] seccomp = {guard.seccomp} has no "
+                         "effect, a filter would bind the whole server; use fork")
+        if guard.landlock_abi:
+            found.append("concurrency = thread: sessions are not restricted by Landlock, "
+                         "which works per process; use fork")
+        return found
 
     def tidy(self, finished: Finished, library: Library) -> None:
         """Nothing to do: a thread's temps carry the server's pid, so none

@@ -38,6 +38,8 @@ class ServerInfo:
     listen: str
     age: float
     sessions: Tuple[SessionInfo, ...]
+    seccomp: str = "no"           # [server] seccomp as configured
+    filtered: int = 0             # sessions the kernel reports under a seccomp filter
 
 
 def title_of(proc: psutil.Process) -> str:
@@ -87,14 +89,27 @@ def parse_session(proc: psutil.Process, now: float) -> Optional[SessionInfo]:
                        parsed.bytes, now - started)
 
 
-def collect(server: psutil.Process) -> ServerInfo:
+def seccomp_mode_of(pid: int) -> int:
+    """/proc/PID/status `Seccomp:`: 0 none, 1 strict, 2 filter; 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Seccomp:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def collect(server: psutil.Process, seccomp: str = "no") -> ServerInfo:
     now = time.time()
     listen = titles.parse_master(title_of(server))
     sessions = [info for info in (parse_session(child, now) for child in server.children())
                 if info is not None]
     sessions.sort(key=lambda info: info.pid)
+    filtered = sum(1 for info in sessions if seccomp_mode_of(info.pid) == 2)
     return ServerInfo(server.pid, listen or "-",
-                      now - server.create_time(), tuple(sessions))
+                      now - server.create_time(), tuple(sessions), seccomp, filtered)
 
 
 def format_age(seconds: float) -> str:
@@ -110,7 +125,9 @@ def format_age(seconds: float) -> str:
 
 def render(info: ServerInfo) -> str:
     lines = [f"ftpd running: pid {info.pid}, listening on {info.listen}, "
-             f"up {format_age(info.age)}, {len(info.sessions)} session(s)"]
+             f"up {format_age(info.age)}, {len(info.sessions)} session(s)",
+             f"seccomp {info.seccomp}: {info.filtered} of {len(info.sessions)} "
+             f"session(s) filtered"]
     if info.sessions:
         rows = [("PID", "CLIENT", "USER", "HOME", "STATE", "BYTES", "AGE")]
         rows += [(str(s.pid), s.client, s.user, s.home, s.state, str(s.bytes),
@@ -122,12 +139,9 @@ def render(info: ServerInfo) -> str:
     return "\n".join(lines)
 
 
-def render_json(info: ServerInfo) -> str:
-    return json.dumps(asdict(info), indent=2)
-
-
 def status(config: Any, as_json: bool = False) -> str:
-    info = collect(find_server(config))
+    mode = "no" if config.server.concurrency == "thread" else config.server.seccomp
+    info = collect(find_server(config), mode)
     quotas = accounts_report.quota_rows(config.access.users_file, config.server.root)
     if as_json:
         return json.dumps({**asdict(info), "quotas": quotas}, indent=2)

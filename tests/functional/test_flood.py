@@ -32,10 +32,14 @@ def test_flood_is_refused_by_the_parent_and_idle_slots_are_freed(make_daemon):
                                      "max_clients_per_ip": 100}})
     counter = ChildCounter(daemon)
     counter.start()
-    holders = [daemon.connect(timeout=IDLE + 20) for _ in range(MAX_CLIENTS)]
+    holders = []
     try:
-        for sock in holders:
+        for _ in range(MAX_CLIENTS):    # one at a time, each spoken: idle, not silent
+            sock = daemon.connect(timeout=IDLE + 20)    # (silence: test_silence.py)
+            holders.append(sock)
             assert read_reply(sock).startswith(b"OK FTPD/1")
+            sock.sendall(b"L\n")
+            assert read_reply(sock) == b"OK 0\n"
         wait_until(lambda: len(daemon.live_children()) == MAX_CLIENTS, what="full house")
         held_since = time.monotonic()
         trickler = holders[0]

@@ -111,11 +111,29 @@ def test_the_concurrency_setting_picks_the_model():
 @pytest.mark.parametrize("chroot, uid, warned", [(False, None, False), (True, None, True),
                                                  (False, 1000, True)])
 def test_only_the_thread_model_warns_that_it_cannot_confine(chroot, uid, warned):
-    guard = SimpleNamespace(plan=SimpleNamespace(chroot=chroot, uid=uid))
+    guard = SimpleNamespace(plan=SimpleNamespace(chroot=chroot, uid=uid), seccomp="no",
+                            landlock_abi=0)
     spawner, _ = make([])
     assert spawner.caveats(guard) == []
     threaded = ThreadSpawner(lambda: None)
     assert bool(threaded.caveats(guard)) == warned
+    threaded.stop.close()
+
+
+@pytest.mark.parametrize("seccomp, landlock, expected", [
+    ("no", 0, []), ("yes", 0, ["seccomp = yes has no effect"]),
+    ("log", 3, ["seccomp = log has no effect", "not restricted by Landlock"]),
+    ("no", 1, ["not restricted by Landlock"])])
+def test_the_thread_model_warns_that_it_has_no_sandbox(seccomp, landlock, expected):
+    guard = SimpleNamespace(plan=SimpleNamespace(chroot=False, uid=None), seccomp=seccomp,
+                            landlock_abi=landlock)
+    spawner, _ = make([])
+    assert spawner.caveats(guard) == []
+    threaded = ThreadSpawner(lambda: None)
+    caveats = threaded.caveats(guard)
+    assert len(caveats) == len(expected)
+    for caveat, words in zip(caveats, expected, strict=True):
+        assert words in caveat
     threaded.stop.close()
 
 

@@ -36,7 +36,7 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "udev", "linux-image-amd64",
     "python3", "procps", "iproute2", "logrotate", "netcat-openbsd",
-    "python3-psutil", "python3-setproctitle", "python3-daemon", "python3-tqdm",
+    "python3-psutil", "python3-setproctitle", "python3-daemon", "python3-tqdm", "python3-seccomp",
 )
 # Documentation and translations are dead weight in a test guest.
 DPKG_OPTS = (
