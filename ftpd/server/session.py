@@ -335,8 +335,16 @@ class Session:
     def do_continue(self, path: Path, size: int, expected: str, mtime: Optional[int]) -> None:
         """A resumable upload: continue the partial bound to this account,
         path, size and digest after the bytes it holds (`OK <held>`), then
-        commit like P. Cut off, the partial is kept for the next C."""
+        commit like P (and, like P, within the account's quota). Cut off,
+        the partial is kept for the next C."""
         self.tree.check_upload(path, size)
+        self.share.reserve(self.tree, path, size)
+        try:
+            self._resume(path, size, expected, mtime)
+        finally:
+            self.share.release()
+
+    def _resume(self, path: Path, size: int, expected: str, mtime: Optional[int]) -> None:
         key = partials.partial_name(self.who, self.tree.shown(path), size, expected)
         upload = self.tree.begin_upload(path, mtime=mtime, partial=key)
         held, keep, started = upload.size, False, time.monotonic()
@@ -349,7 +357,7 @@ class Session:
             keep = failure is None
             if failure is not None:
                 raise failure
-            digest = upload.commit(expected)
+            digest = self.share.counted(self.tree, [path], lambda: upload.commit(expected))
             self.log_transfer("C", path, size - held, started, digest, f"ok from {held}")
             self.send(protocol.ok(size, digest))
         except LibraryError as exc:

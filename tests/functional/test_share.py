@@ -1,6 +1,7 @@
 """Fair sharing (issue 18): per-session rate limits and per-account quotas,
 against the real daemon in both models, plus `ftpd passwd` limits."""
 
+import hashlib
 import json
 import os
 import socket
@@ -214,3 +215,19 @@ def test_ftpc_limit_rate_paces_both_directions(daemon, tmp_path):
     assert (daemon.root / "up").read_bytes() == (tmp_path / "up").read_bytes()
     # 4 MiB at 2 MiB/s: 2 s of pacing, plus the interpreter's start (the server is unlimited)
     assert 1.8 <= fetched <= 3.5 and 1.8 <= stored <= 3.5, (fetched, stored)
+
+
+def test_a_resumable_upload_keeps_within_the_quota_too(make_daemon, tmp_path):
+    # C stores like P: the quota must hold whichever verb an upload uses.
+    users = accounts(tmp_path / "users", q=Limits(quota=1000))
+    daemon = make_daemon({"access": {"users_file": users, "login_failure_delay": 0}})
+    big, small = b"x" * 1001, b"y" * 700
+    with logged_in(daemon, "q") as sock:
+        refused = ask(sock, b"C big 1001 %s\n" % hashlib.sha256(big).hexdigest().encode())
+        assert refused.startswith(b"ERR 507 ") and b"quota" in refused, refused
+        assert ask(sock, b"C small 700 %s\n" % hashlib.sha256(small).hexdigest().encode()) \
+            == b"OK 0\n"
+        sock.sendall(small)
+        assert read_reply(sock).startswith(b"OK 700 ")
+        assert usage(daemon, "q") == (700, 1)
+        assert put(sock, b"more", b"z" * 301).startswith(b"ERR 507 ")
