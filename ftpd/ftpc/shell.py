@@ -55,7 +55,8 @@ Quote names with spaces: get "my file.txt". Tab completes names."""
 
 GET_FLAGS = {"-f": "force", "--force": "force", "-c": "resume", "--continue": "resume",
              "--no-verify": "no_verify", "-r": "recursive"}
-PUT_FLAGS = {"-r": "recursive", "-f": "force", "--force": "force"}
+PUT_FLAGS = {"-r": "recursive", "-f": "force", "--force": "force", "-c": "resume",
+             "--continue": "resume"}
 HISTORY_LENGTH = 1000
 
 
@@ -320,18 +321,22 @@ class Shell(FolderCommands, cmd.Cmd):
                                   outcome.resumed_from))
 
     def do_put(self, arg: str) -> None:
-        """put [-r] [--force] LOCAL [NAME]: upload a local file, as NAME if given.
+        """put [-r] [--force] [--continue] LOCAL [NAME]: upload a local file, as NAME if given.
 
         Its SHA-256 travels with it, so the server stores it only if it
         arrived intact; until then the old file of that name stays as it
-        was. With -r LOCAL is a directory, uploaded whole; files already on
-        the server and identical are skipped, others replaced with --force."""
-        words, flags = split_args(arg, "put [-r] [--force] LOCAL [NAME]", 1, 2, PUT_FLAGS)
+        was. With --continue the upload is resumable: after a cut, the same
+        command sends only what the server lacks. With -r LOCAL is a
+        directory, uploaded whole; files already on the server and identical
+        are skipped, others replaced with --force."""
+        words, flags = split_args(arg, "put [-r] [--force] [--continue] LOCAL [NAME]", 1, 2,
+                                  PUT_FLAGS)
         if "recursive" in flags:
             self.put_tree(words, flags)
             return
         name = words[1] if len(words) > 1 else os.path.basename(os.path.normpath(words[0]))
-        outcome = upload(self.need(), words[0], self.rdir.resolve(name), self.bar())
+        outcome = upload(self.need(), words[0], self.rdir.resolve(name), self.bar(),
+                         resume="resume" in flags)
         self.forget_listings()
         self.out(transfer_summary("Stored", outcome.path, outcome.size, outcome.sha256))
 

@@ -217,3 +217,17 @@ def test_ftpc_retries_resume_a_cut_upload(resumable, tmp_path):
     [rest] = rest_sent(resumable, "big.bin")
     assert 0 < rest < SIZE               # the retry sent only what the cut left out
     assert hidden(resumable.root) == []
+
+
+def test_the_shell_s_put_continue_sends_only_the_rest(resumable, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    data = payload(seed=6)
+    (home / "big.bin").write_bytes(data)
+    cut_upload(resumable, "big.bin", data, CUT)
+    (home / "commands").write_text("put --continue big.bin\n")
+    result = run_ftpc("-b", str(home / "commands"), resumable.addresses[0], home=home,
+                      cwd=home)
+    assert result.returncode == 0, result.stderr
+    assert (resumable.root / "big.bin").read_bytes() == data
+    assert rest_sent(resumable, "big.bin") == [SIZE - CUT]
