@@ -84,7 +84,11 @@ def build(mode: str) -> Optional[Any]:
         raise SeccompUnavailable("[server] seccomp needs libseccomp (libseccomp2) "
                                  "and the pyseccomp module")
     default = seccomp.LOG if mode == "log" else seccomp.KILL_PROCESS
-    flt = seccomp.SyscallFilter(default)
+    try:
+        flt = seccomp.SyscallFilter(default)
+    except (RuntimeError, OSError) as exc:    # e.g. seccomp(2) itself filtered by a sandbox
+        raise SeccompUnavailable(f"[server] seccomp: libseccomp cannot build a filter here "
+                                 f"({exc}); set seccomp = no, or allow seccomp(2)") from exc
     # Threads started before confinement (the upload hasher) get it too.
     flt.set_attr(seccomp.Attr.CTL_TSYNC, 1)
     for name in ALLOWED:
