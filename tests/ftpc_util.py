@@ -42,11 +42,12 @@ class Relay:
     """TCP relay to 127.0.0.1:`port`; the first connection breaks after `limit` bytes.
 
     mode "cut": both sides are closed; mode "stall": nothing more is forwarded
-    (the connection stays open) until close().
+    (the connection stays open) until close(). `upload`: the limit counts the
+    client's bytes to the server instead of the server's to the client.
     """
 
-    def __init__(self, port: int, limit: int, mode: str = "cut"):
-        self.port, self.limit, self.mode = port, limit, mode
+    def __init__(self, port: int, limit: int, mode: str = "cut", upload: bool = False):
+        self.port, self.limit, self.mode, self.upload = port, limit, mode, upload
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
         self.sockets: List[socket.socket] = [self.listener]
@@ -65,8 +66,9 @@ class Relay:
             self.sockets += [down, up]
             self.connections += 1
             limit = self.limit if self.connections == 1 else None
-            threading.Thread(target=self._pump, args=(down, up, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, down, limit), daemon=True).start()
+            to_server, to_client = (limit, None) if self.upload else (None, limit)
+            threading.Thread(target=self._pump, args=(down, up, to_server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, to_client), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, limit: Optional[int]) -> None:
         sent = 0

@@ -3,8 +3,6 @@ the rest, verified whole, and removed when it expires."""
 
 import hashlib
 import os
-import socket
-import threading
 import time
 from typing import List
 
@@ -166,23 +164,6 @@ def test_the_python_client_resumes_after_a_cut_of_its_own(resumable, tmp_path):
 
 # -- ftpc put --continue and --retries ---------------------------------------------------
 
-class UploadCut(Relay):
-    """The relay cut the other way: the client's bytes stop after `limit`."""
-
-    def _accept(self) -> None:
-        while not self.closing.is_set():
-            try:
-                down, _ = self.listener.accept()
-            except OSError:
-                return
-            up = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-            self.sockets += [down, up]
-            self.connections += 1
-            limit = self.limit if self.connections == 1 else None
-            threading.Thread(target=self._pump, args=(down, up, limit), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, down, None), daemon=True).start()
-
-
 def rest_sent(daemon, name: str) -> List[int]:
     """Bytes each finished C of `name` received, from the transfer log."""
     return [int(ln.split()[5]) for ln in transfers(daemon).splitlines()
@@ -206,7 +187,7 @@ def test_ftpc_retries_resume_a_cut_upload(resumable, tmp_path):
     home.mkdir()
     data = payload(seed=5)
     (home / "big.bin").write_bytes(data)
-    relay = UploadCut(resumable.port, limit=400_000, mode="cut")
+    relay = Relay(resumable.port, limit=400_000, mode="cut", upload=True)
     try:
         result = run_ftpc("--retries", "2", relay.address, "put", "big.bin", home=home)
     finally:
