@@ -12,28 +12,21 @@ import inspect
 import os
 import shlex
 import sys
-from types import ModuleType
-from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, NoReturn, Optional, Set, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
 from ftpd.config import parse_size
-from ftpd.ftpc.completion import DELIMS, local_paths, matches, split_partial
 from ftpd.ftpc.connect import Target, resolve_login
 from ftpd.ftpc.display import (describe, human_size, listing_table, shown, terminal_lines,
                                transfer_summary)
 from ftpd.ftpc.folders import FolderCommands, Unfinished
+from ftpd.ftpc.line_editing import LineEditing
 from ftpd.ftpc.paths import RemoteDir, absolute
 from ftpd.ftpc.status import EX_CONNECTION, EX_OK, EX_USAGE, exit_status, message
 from ftpd.ftpc.transfer import (Cancelled, GetOptions, bar_for, download, local_target,
                                 rate_limited)
 from ftpd.ftpc.upload import upload
-
-readline: Optional[ModuleType]
-try:
-    import readline
-except ImportError:        # a Python built without readline: no completion, no history
-    readline = None
 
 MENU = """\
 Commands:
@@ -57,7 +50,6 @@ GET_FLAGS = {"-f": "force", "--force": "force", "-c": "resume", "--continue": "r
              "--no-verify": "no_verify", "-r": "recursive"}
 PUT_FLAGS = {"-r": "recursive", "-f": "force", "--force": "force", "-c": "resume",
              "--continue": "resume"}
-HISTORY_LENGTH = 1000
 
 
 class NotConnected(Exception):
@@ -86,7 +78,7 @@ def split_args(arg: str, usage: str, least: int, most: int,
     return words, chosen
 
 
-class Shell(FolderCommands, cmd.Cmd):
+class Shell(LineEditing, FolderCommands, cmd.Cmd):
     def __init__(self, target: Target, login: Optional[Tuple[str, str]], quiet: bool = False,
                  batch: bool = False):
         super().__init__()
@@ -264,30 +256,6 @@ class Shell(FolderCommands, cmd.Cmd):
         else:
             self.out(inspect.cleandoc(method.__doc__))
 
-    # -- history -------------------------------------------------------------------------
-
-    def preloop(self) -> None:
-        if readline is not None:
-            readline.set_completer_delims(DELIMS)
-            if "libedit" in (readline.__doc__ or ""):     # macOS: cmd's "tab: complete" is
-                readline.parse_and_bind("bind ^I rl_complete")   # GNU syntax only
-
-    def load_history(self) -> None:
-        if readline is not None and os.path.exists(self.history):
-            try:
-                readline.read_history_file(self.history)
-            except OSError:
-                pass
-        if readline is not None:
-            readline.set_history_length(HISTORY_LENGTH)
-
-    def save_history(self) -> None:
-        if readline is not None:
-            try:
-                readline.write_history_file(self.history)
-            except OSError as exc:
-                self.out(f"(history not saved: {exc.strerror})")
-
     # -- remote commands -------------------------------------------------------------------
 
     def do_ls(self, arg: str) -> None:
@@ -398,38 +366,6 @@ class Shell(FolderCommands, cmd.Cmd):
         self.out("")
         return True
 
-    # -- completion -----------------------------------------------------------------------
-
-    def _complete(self, line: str, begidx: int, endidx: int,
-                  sources: Sequence[Callable[[str], List[str]]]) -> List[str]:
-        partial = split_partial(line[:endidx])
-        if partial.value.startswith("-"):
-            return []
-        position = len([w for w in partial.words[1:] if not w.startswith("-")])
-        source = sources[min(position, len(sources) - 1)]
-        return matches(partial, source(partial.value), begidx, line[:endidx])
-
-    def complete_get(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (self.remote_paths, local_paths))
-
-    def complete_put(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (local_paths, self.remote_paths))
-
-    def complete_lcd(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (self.local_dirs,))
-
-    def complete_cd(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx,
-                              (lambda prefix: self.remote_paths(prefix, dirs_only=True),))
-
-    def complete_remote(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (self.remote_paths,))
-
-    complete_hash = complete_ls = complete_rm = complete_mv = complete_mget = complete_remote
-    complete_rmdir = complete_cd
-
-    def complete_mput(self, text: str, line: str, begidx: int, endidx: int) -> List[str]:
-        return self._complete(line, begidx, endidx, (local_paths,))
 
 
 def run_shell(target: Target, login: Optional[Tuple[str, str]], quiet: bool = False,
