@@ -221,3 +221,42 @@ def test_a_metrics_port_in_use_stops_the_start(tmp_path):
         result = run_ftpd("-c", str(config), timeout=30)
     assert result.returncode == 69
     assert "cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_behind_a_proxy_the_sessions_own_refusals_reach_the_parent(make_daemon):
+    daemon = make_daemon(metrics_settings(server={
+        "proxy_protocol": "yes", "trusted_proxies": "127.0.0.1", "max_clients_per_ip": 1}))
+    url = endpoint(daemon)
+    header = b"PROXY TCP4 10.0.0.9 127.0.0.1 40000 8021\r\n"
+    with connect_from(daemon, "127.0.0.1") as first:
+        first.sendall(header)
+        assert read_reply(first).startswith(b"OK FTPD/1 ")
+        with connect_from(daemon, "127.0.0.1") as second:     # the same real client
+            second.sendall(header)
+            assert recv_all(second, reset_ends=True) == \
+                b"ERR 421 too many connections from your address\n"
+        with connect_from(daemon, "127.0.0.2") as stranger:   # not a trusted proxy
+            assert recv_all(stranger, reset_ends=True) == b""
+        series = settled(url, lambda s: value(
+            s, "ftpd_sessions_refused_total", reason="per_ip_proxied") == 1)
+    assert value(series, "ftpd_sessions_refused_total", reason="untrusted_proxy") == 1
+    assert value(series, "ftpd_sessions_started_total") == 2   # the child refused the second
+
+
+def test_a_detached_daemon_keeps_its_metrics_socket(tmp_path):
+    config = write_config(tmp_path / "ftpd.conf", {
+        "server": {"root": tmp_path / "library", "listen": "127.0.0.1:0",
+                   "pidfile": tmp_path / "ftpd.pid"},
+        "metrics": {"listen": "127.0.0.1:0"}, "log": {"file": tmp_path / "ftpd.log"}})
+    result = run_ftpd("-c", str(config), "serve", "--daemon")
+    assert result.returncode == 0, result.stderr
+    pid = int((tmp_path / "ftpd.pid").read_text())
+    try:
+        found = METRICS_LINE.findall((tmp_path / "ftpd.log").read_text())
+        assert len(found) == 1
+        series = scrape(f"http://{found[0]}/metrics")   # bound before detaching, kept
+        assert value(series, "ftpd_sessions") == 0
+        assert len(listening_ports(pid)) == 2
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not (tmp_path / "ftpd.pid").exists(), what="the daemon to stop")
