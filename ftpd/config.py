@@ -72,6 +72,11 @@ def parse_address(text: str) -> Address:
     return host, port
 
 
+def optional_address(text: str) -> Optional[Address]:
+    """One host:port, or empty for off."""
+    return parse_address(text) if text.strip() else None
+
+
 def parse_listen(text: str) -> Tuple[Address, ...]:
     addresses = tuple(parse_address(part) for part in text.split(",") if part.strip())
     if not addresses:
@@ -241,6 +246,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "PEM private key matching [tls] certificate."),
     Setting("tls", "handshake_timeout", "10", seconds(0.01),
             "Seconds a client has to complete the TLS handshake."),
+    Setting("metrics", "listen", "", optional_address,
+            "Serve Prometheus metrics at http://host:port/metrics (one host:port, "
+            "e.g. 127.0.0.1:9821); empty: off."),
 )
 
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
@@ -307,18 +315,24 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    listen: Optional[Address]
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings
     files: FilesSettings
     access: AccessSettings
     log: LogSettings
     tls: TlsSettings
+    metrics: MetricsSettings
     source: str = "<built-in>"
 
 
 SECTION_TYPES: Dict[str, type] = {
     "server": ServerSettings, "files": FilesSettings, "access": AccessSettings,
-    "log": LogSettings, "tls": TlsSettings,
+    "log": LogSettings, "tls": TlsSettings, "metrics": MetricsSettings,
 }
 
 

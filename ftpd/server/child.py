@@ -35,6 +35,7 @@ from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import format_address
 from ftpd.server.peers import PeerTable
+from ftpd.server.reports import SessionEvents, Sink, no_sink
 from ftpd.server.session import Session
 from ftpd.server.silence import no_report
 
@@ -88,6 +89,8 @@ class SessionStart:
     title: Callable[[str], None]         # the process title (setproctitle)
     # Tells the parent the first complete request has arrived (silence.Slot).
     spoke: Callable[[], None] = no_report
+    # Sends one metrics record to the parent (reports.py); a no-op when off.
+    events: Sink = no_sink
 
 
 class ChildOps:
@@ -178,6 +181,7 @@ def proxied_peer(start: SessionStart, peers: PeerTable, conn: socket.socket,
         log.warning("refused %s (via %s): too many connections from that address",
                     format_address(real), format_address(peer))
         refuse(conn, "too many connections from your address")
+        SessionEvents(start.events).refused("per_ip_proxied")
     return real, slot
 
 
@@ -190,7 +194,8 @@ def run_session(start: SessionStart, conn: socket.socket, peer: Peer, stop: Stop
                       report=lambda state: start.title(titles.session(
                           peer_text, session.who, session.home, state,
                           session.bytes_in + session.bytes_out)),
-                      spoke=start.spoke, connected=connected)
+                      spoke=start.spoke, connected=connected,
+                      events=SessionEvents(start.events))
     session.run()
 
 

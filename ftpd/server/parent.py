@@ -35,6 +35,7 @@ from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import Address, BindError, format_address
 from ftpd.server.peers import PeerTable
+from ftpd.server.reports import metrics_for
 from ftpd.server.spawn import Spawner, spawner_for
 
 log = logging.getLogger("ftpd.server")
@@ -101,7 +102,8 @@ class Server:
                  bound: Optional[Dict[Address, List[socket.socket]]] = None,
                  notify: Callable[[str], None] = lambda state: None,
                  title: Callable[[str], None] = lambda text: None,
-                 inherited: Optional[bool] = None):
+                 inherited: Optional[bool] = None,
+                 metrics_bound: Optional[Dict[Address, List[socket.socket]]] = None):
         self.config = config
         self.guard = Guard.from_config(config)
         self.reload_config = reload_config
@@ -120,6 +122,7 @@ class Server:
         self.spawner: Spawner = spawner_for(config.server.concurrency,
                                             release_parent=self.close_in_child,
                                             wake=self.session_ended)
+        self.metrics = metrics_for(config, self.spawner, metrics_bound)
         self.state = State()
 
     # -- set-up ----------------------------------------------------------------
@@ -138,6 +141,7 @@ class Server:
             self.selector.register(sock, selectors.EVENT_READ)
             log.info("listening on %s", listen_mod.describe(sock))
         self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.metrics.attach(self.selector)
         # Built once: the loop runs this lookup for every ended session.
         self.signal_handlers = {int(sig): getattr(self, f"handle_{sig.name.lower()}")
                                 for sig in HANDLED_SIGNALS}
@@ -160,12 +164,15 @@ class Server:
         self.start()
         self.notify("READY=1")
         while not self.state.finished(len(self.spawner)):
-            for key, _ in self.selector.select(self.state.poll_timeout(time.monotonic())):
+            for key, events in self.selector.select(self.state.poll_timeout(time.monotonic())):
                 if key.fileobj == self.wake_r:
                     self.handle_wakeup()
+                elif key.data is not None:      # the metrics' sockets bring their handler
+                    key.data(events)
                 elif self.state.accepting and isinstance(key.fileobj, socket.socket):
                     self.accept_burst(key.fileobj)
             self.check_drain_deadline()
+            self.metrics.expire(time.monotonic())
         self.close()
         log.info("ftpd stopped")
         return 0
@@ -201,11 +208,13 @@ class Server:
         if self.config.server.proxy_protocol and \
                 not proxy.is_trusted(peer[0], self.config.server.trusted_proxies):
             log.warning("refused %s: not a trusted proxy", format_address(peer))
+            self.metrics.refused("not a trusted proxy")
             return
         reason = self.refusal(None if self.config.server.proxy_protocol else peer[0])
         if reason is not None:
             log.warning("refused %s: %s", format_address(peer), reason)
             refuse(conn, reason)
+            self.metrics.refused(reason)
             return
         self.guard.before_fork()
         slot = self.startups.claim()
@@ -215,6 +224,7 @@ class Server:
             slot.release()
             raise
         self.startups.track(ident, slot)
+        self.metrics.session_started()
 
     def refusal(self, ip: Optional[str]) -> Optional[str]:
         """Why to refuse before forking. Behind a balancer every peer is the
@@ -231,7 +241,7 @@ class Server:
     def session_start(self, spoke: Callable[[], None]) -> SessionStart:
         """What a session spawned now takes along: this moment's configuration."""
         return SessionStart(self.config, self.guard, self.library, self.peers, self.title,
-                            spoke)
+                            spoke, events=self.metrics.sink)
 
     # -- what the spawners call back -------------------------------------------------
 
@@ -241,6 +251,7 @@ class Server:
         listen_mod.close_all(self.sockets())
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
+        self.metrics.close_in_child()
 
     @staticmethod
     def peer_table_for(config: Config) -> Optional[PeerTable]:
@@ -290,8 +301,10 @@ class Server:
 
     def handle_sighup(self) -> None:
         self.notify("RELOADING=1")
+        running = self.config
         try:
             self.reload()
+            self.metrics.reloaded(self.config is not running)
         finally:
             self.notify("READY=1")
 
@@ -327,6 +340,7 @@ class Server:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
         try:
+            self.metrics.rebind(new.metrics.listen)
             self.rebind(new)
             library = open_library(new) if new.server.root != self.config.server.root \
                 or new.files != self.config.files else None
@@ -384,4 +398,5 @@ class Server:
         self.selector.close()
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
+        self.metrics.close()
         self.library.close()

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import setproctitle
 
 from ftpd import config as config_mod
-from ftpd.server import daemon, listeners, logs, systemd
+from ftpd.server import daemon, listeners, logs, reports, systemd
 from ftpd.server.listeners import Address
 
 Bound = Dict[Address, List[socket.socket]]
@@ -34,21 +34,25 @@ def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
     inherited = bound is not None
     if bound is None:
         bound = listeners.bind_all(config.server.listen, config.server.backlog)
+    # Ours even under socket activation; bound now, while errors reach the terminal.
+    metrics_bound = listeners.bind_all([config.metrics.listen], reports.BACKLOG) \
+        if config.metrics.listen is not None else {}
     held = logs.setup(config, daemon=detach)
 
     def run(ready: Callable[[str], None]) -> int:
         return _run(config, lambda: config_mod.load(located, overrides), bound, inherited,
-                    pidfile, ready)
+                    pidfile, ready, metrics_bound)
 
     if detach:
-        sockets = [sock.fileno() for group in bound.values() for sock in group]
+        sockets = [sock.fileno() for group in [*bound.values(), *metrics_bound.values()]
+                   for sock in group]
         return daemon.daemonize(held + sockets, run)
     return run(lambda error: None)
 
 
 def _run(config: config_mod.Config, reload_config: Callable[[], config_mod.Config],
          bound: Bound, inherited: bool, pidfile: Optional[daemon.PidFile],
-         ready: Callable[[str], None]) -> int:
+         ready: Callable[[str], None], metrics_bound: Optional[Bound] = None) -> int:
     from ftpd.server.parent import Server
 
     def notify(state: str) -> None:
@@ -57,6 +61,7 @@ def _run(config: config_mod.Config, reload_config: Callable[[], config_mod.Confi
             ready("")
 
     server = Server(config, reload_config=reload_config, bound=bound, inherited=inherited,
-                    notify=notify, title=setproctitle.setproctitle)
+                    notify=notify, title=setproctitle.setproctitle,
+                    metrics_bound=metrics_bound)
     with pidfile if pidfile is not None else contextlib.nullcontext():
         return server.serve_forever()

@@ -23,6 +23,7 @@ from ftpd.server.requests import STREAMED
 from ftpd.config import Config
 from ftpd.server.library import Library, LibraryError
 from ftpd.server.auth import Login
+from ftpd.server.reports import SessionEvents
 from ftpd.server.share import Share
 from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, CONFLICT, FORBIDDEN,
                            INTERNAL, TIMEOUT, UNAVAILABLE, ProtocolError)
@@ -61,7 +62,8 @@ class Session:
                  stop: Any, authenticate: Optional[Authenticator] = None,
                  report: Callable[[str], None] = lambda state: None,
                  spoke: Callable[[], None] = lambda: None,
-                 connected: Optional[float] = None):
+                 connected: Optional[float] = None,
+                 events: Optional[SessionEvents] = None):
         self.sock = sock
         self.peer = peer
         self.settings = settings
@@ -69,6 +71,7 @@ class Session:
         self.stop = stop
         self.authenticate = authenticate
         self.login_failures = 0
+        self.events = events or SessionEvents()     # what the metrics hear of
         self.report = report
         self.spoke: Optional[Callable[[], None]] = spoke   # None once it has spoken
         started = time.monotonic() if connected is None else connected
@@ -247,6 +250,7 @@ class Session:
     def login_failed(self, user: str) -> NoReturn:
         """Log (fail2ban format, see SECURITY.md), wait, then 401, or 421 at the limit."""
         self.login_failures += 1
+        self.events.login_failed()
         access = self.settings.access
         address = self.peer.rsplit(":", 1)[0].strip("[]")
         log.warning("login failed: address=%s user=%s failures=%d", address,
@@ -448,6 +452,7 @@ class Session:
         """One line per transfer or change; the path as seen from the library root."""
         logs.log_transfer(self.peer, self.who, verb, self.tree.shown(path), size,
                           time.monotonic() - started, digest, result)
+        self.events.transfer(verb, result, self.bytes_in, self.bytes_out)
 
 
 # The one dispatch table: verb -> (parse fields, handler, arity, access needed).

@@ -209,8 +209,9 @@ def test_every_default_parses_to_its_declared_type():
             value = getattr(getattr(built, section), field.name)
             hint = hints[field.name]
             origin = typing.get_origin(hint)
-            # Optional[int]: the value is one of the union's members
-            expected = typing.get_args(hint) if origin is typing.Union else (origin or hint)
+            # Optional[int]: the value is one of the union's members (Tuple[...]: a tuple)
+            expected = tuple(typing.get_origin(arg) or arg for arg in typing.get_args(hint)) \
+                if origin is typing.Union else (origin or hint)
             assert isinstance(value, expected), (section, field.name, value)
 
 

@@ -37,6 +37,7 @@ PACKAGES = (
     "systemd", "systemd-sysv", "udev", "linux-image-amd64",
     "python3", "procps", "iproute2", "logrotate", "netcat-openbsd",
     "python3-psutil", "python3-setproctitle", "python3-daemon", "python3-tqdm", "python3-seccomp",
+    "python3-prometheus-client",
 )
 # Documentation and translations are dead weight in a test guest.
 DPKG_OPTS = (
