@@ -235,9 +235,11 @@ def test_ftpc_cli_against_guest(guest, scratch):
 
 
 def test_reload_with_a_lower_limit_takes_effect(guest):
+    guest.run("printf 'limit-pw\\n' | ftpd -c /etc/ftpd/ftpd.conf passwd limit")
     configure(guest, "server", "max_clients", "1")
     try:
         with connect(guest) as first:
+            first.login("limit", "limit-pw")     # the shipped config lets no anonymous list
             first.list()                         # the one session, established
 
             wait_until(lambda: not accepted(guest), 60, 0.5, "ERR 421 for a second client")
