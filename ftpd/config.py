@@ -232,6 +232,9 @@ SETTINGS: Tuple[Setting, ...] = (
             "Log file (reopened on SIGUSR1); empty: stderr, or syslog with --daemon."),
     Setting("log", "transfer_log", "", optional_path,
             "One line per transfer and per M, D, R (reopened on SIGUSR1); empty: none."),
+    Setting("log", "transfer_format", "ftpd", choice("ftpd", "xferlog"),
+            "Transfer log lines: ftpd, or xferlog (wu-ftpd's, for xferstats: G, P, C only; "
+            "M, D, R are left out, xferlog has no such records)."),
     Setting("access", "anonymous_max_rate", "", optional_size,
             "Bytes per second for anonymous sessions; empty: [files] max_rate; 0: unlimited."),
     Setting("access", "users_file", "", optional_path,
@@ -305,6 +308,7 @@ class LogSettings:
     level: str
     file: str
     transfer_log: str
+    transfer_format: str
 
 
 @dataclass(frozen=True)

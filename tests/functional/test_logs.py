@@ -1,6 +1,8 @@
-"""Logging: the transfer log, [log] level, journald-friendly stderr, SIGUSR1."""
+"""Logging: the transfer log, [log] level, journald-friendly stderr (priority
+prefixes when $JOURNAL_STREAM names fd 2), SIGUSR1."""
 
 import hashlib
+import os
 import re
 import signal
 import socket
@@ -10,7 +12,7 @@ import sys
 from ftpd.client import Client, ConnectionLost
 from tests.harness import (ftpd_argv, project_env, read_reply, wait_for_port, wait_until,
                            write_config)
-from tests.servicekit import idle_session
+from tests.servicekit import idle_session, wait_for_log
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
@@ -89,12 +91,89 @@ def connect_or_none(port):
         return None
 
 
-def test_stderr_lines_carry_no_timestamp_under_journald(make_daemon):
-    journald = make_daemon(env={"JOURNAL_STREAM": "8:12345"})
-    plain = make_daemon()
-    assert re.search(r"^ftpd\[\d+\] INFO listening on", journald.log(), re.MULTILINE)
+def journal_stream(path):
+    """$JOURNAL_STREAM as systemd sets it for a stream whose other end is `path`."""
+    status = os.stat(path)
+    return f"{status.st_dev}:{status.st_ino}"
+
+
+def test_stderr_lines_carry_priorities_and_no_timestamp_under_journald(make_daemon):
+    journald = make_daemon(start=False, settings={"server": {"max_clients": 1}})
+    journald.log_path.touch()                     # the daemon's stderr is this file
+    journald.env = {"JOURNAL_STREAM": journal_stream(journald.log_path)}
+    journald.start()
+    elsewhere = make_daemon(start=False)           # started under systemd, stderr redirected
+    elsewhere.log_path.touch()
+    elsewhere.env = {"JOURNAL_STREAM": journal_stream(journald.log_path)}
+    elsewhere.start()
+    with journald.client() as client:
+        client.list()
+        with journald.connect() as extra:
+            assert read_reply(extra) == b"ERR 421 too many clients\n"   # a WARNING
+    text = wait_for_log(journald, "WARNING refused")
+    assert re.search(r"^<6>ftpd\[\d+\] INFO listening on", text, re.MULTILINE)
+    assert re.search(r"^<4>ftpd\[\d+\] WARNING refused 127\.0\.0\.1:", text, re.MULTILINE)
+    assert all(re.match(r"<[0-7]>ftpd\[", line) for line in text.splitlines()), text
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ftpd\[\d+\] INFO listening on",
-                     plain.log(), re.MULTILINE)
+                     elsewhere.log(), re.MULTILINE)
+    assert "<6>" not in elsewhere.log()
+
+
+LOG_EVERY_LEVEL = """
+import logging, sys
+from ftpd import config
+from ftpd.server import logs
+logs.setup(config.load(sys.argv[1]))
+log = logging.getLogger("ftpd.test")
+log.debug("a debug line")
+log.info("an info line")
+log.warning("a warning line")
+log.error("an error line")
+try:
+    raise OSError("disk gone")
+except OSError:
+    log.exception("with a traceback")
+"""
+
+
+def log_every_level(tmp_path, journal_stream_of_fd):
+    """Run LOG_EVERY_LEVEL with stderr a pipe; JOURNAL_STREAM from that pipe's fd."""
+    conf = write_config(tmp_path / "ftpd.conf", {"server": {"root": str(tmp_path)},
+                                                  "log": {"level": "debug"}})
+    read_end, write_end = os.pipe()
+    env = project_env({"JOURNAL_STREAM": journal_stream_of_fd(write_end)})
+    with os.fdopen(read_end, "rb") as reader:
+        proc = subprocess.Popen([sys.executable, "-c", LOG_EVERY_LEVEL, str(conf)],
+                                stderr=write_end, stdout=subprocess.DEVNULL, env=env)
+        os.close(write_end)
+        output = reader.read().decode()
+    assert proc.wait(30) == 0, output
+    return output.splitlines()
+
+
+def test_a_pipe_that_is_the_journal_gets_a_priority_on_every_line(tmp_path):
+    def same_pipe(fd):
+        status = os.fstat(fd)
+        return f"{status.st_dev}:{status.st_ino}"
+
+    lines = log_every_level(tmp_path, same_pipe)
+    assert [line.split(" ", 2)[1:] for line in lines[:4]] == [
+        ["DEBUG", "a debug line"], ["INFO", "an info line"],
+        ["WARNING", "a warning line"], ["ERROR", "an error line"]]
+    assert [line[:3] for line in lines[:5]] == ["<7>", "<6>", "<4>", "<3>", "<3>"]
+    assert lines[-1] == "<3>OSError: disk gone"   # the traceback's lines keep the priority
+    assert all(line.startswith("<3>") for line in lines[4:])
+
+
+def test_a_journal_stream_naming_another_file_changes_nothing(tmp_path):
+    other = tmp_path / "other"
+    other.touch()
+    for value in (lambda fd: journal_stream(other), lambda fd: "not:numbers",
+                  lambda fd: ""):
+        lines = log_every_level(tmp_path, value)
+        assert not any(line.startswith("<") for line in lines), lines
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ftpd\[\d+\] DEBUG a debug line",
+                        lines[0]), lines
 
 
 def test_usr1_reopens_the_transfer_log(make_daemon, tmp_path):

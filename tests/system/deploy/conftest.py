@@ -23,6 +23,7 @@ import pytest
 from ftpd import __version__
 from tests.harness import add_summary_line
 from tests.system.deploy import image as image_mod
+from tests.system.deploy.helpers import restore_shipped_config
 from tests.system.deploy.vm import Guest, kvm_works, qemu_binary
 
 sys.path.insert(0, str(image_mod.PROJECT / "tools"))
@@ -57,19 +58,35 @@ def missing_prerequisite() -> Optional[str]:
     return None
 
 
-def apt_install(guest: Guest, version: str) -> str:
+def apt_install(guest: Guest, version: str, downgrade: bool = False) -> str:
     """The guide's `apt install ./ftpd_<version>_all.deb`, offline: the
     dependencies are Debian's packages, already in the image, and the guest
     reaches no network (so nothing could be downloaded)."""
-    result = guest.run(apt_install_command(version), timeout=INSTALL_TIMEOUT)
+    result = guest.run(apt_install_command(version, downgrade), timeout=INSTALL_TIMEOUT)
     return result.out + result.err
 
 
-def apt_install_command(version: str) -> str:
+def apt_install_command(version: str, downgrade: bool = False) -> str:
     name = f"ftpd_{version}_all.deb"
+    allow = " --allow-downgrades" if downgrade else ""
     # /tmp, not the payload disk: apt's _apt user must be able to read it.
     return (f"cp {GUEST_DEBS}/{name} /tmp/{name} && cd /tmp && DEBIAN_FRONTEND=noninteractive "
-            f"apt-get install -y -o Dpkg::Options::=--force-confold ./{name}")
+            f"apt-get install -y{allow} -o Dpkg::Options::=--force-confold ./{name}")
+
+
+def installed_version(guest: Guest) -> Optional[str]:
+    """The installed ftpd package's version; None if it is not installed."""
+    fields = guest.run("dpkg-query -W -f '${db:Status-Abbrev} ${Version}' ftpd",
+                       check=False).out.split()
+    return fields[1] if len(fields) == 2 and fields[0] == "ii" else None
+
+
+def ensure_installed(guest: Guest, version: Optional[str] = None) -> None:
+    """The package installed (at `version`, if given) however a test before
+    left the guest: purged, or upgraded to a newer build."""
+    current = installed_version(guest)
+    if current is None or (version is not None and current != version):
+        apt_install(guest, version or __version__, downgrade=current is not None)
 
 
 def build_debs(dest: Path, log: Path) -> Path:
@@ -114,6 +131,19 @@ def guest(request) -> Iterator[Guest]:
             print(f"deployment test: kept {workdir}")
         else:
             image_mod.remove_tree(workdir)
+
+
+@pytest.fixture(autouse=True)
+def as_the_guide_leaves_it(guest: Guest) -> Guest:
+    """Each test starts where the guide leaves an admin, whatever ran before
+    it (the tests pass in any order): the package installed, the shipped
+    /etc/ftpd/ftpd.conf in force (anonymous = none), both units running. A
+    test that needs more (anonymous uploads, an account, a file) sets it up
+    itself; one that stops, upgrades or purges is undone here for the next."""
+    ensure_installed(guest)
+    restore_shipped_config(guest)
+    guest.run("systemctl start ftpd.socket ftpd.service", timeout=90)
+    return guest
 
 
 @pytest.fixture

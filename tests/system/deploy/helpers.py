@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from tests.harness import wait_until
 from tests.system.deploy.image import PROJECT
 from tests.system.deploy.vm import Guest
 
 CONF = "/etc/ftpd/ftpd.conf"
+# This checkout's etc/ftpd.conf on the payload disk: what the package installs.
+SHIPPED_CONF = "/mnt/payload/src/etc/ftpd.conf"
 
 
 def guide_config() -> configparser.ConfigParser:
@@ -54,6 +57,21 @@ def configure(guest: Guest, section: str, key: str, value: Optional[str]) -> Non
     text = guest.run(f"cat {CONF}").out
     guest.write(CONF, set_option(text, section, key, value), mode=0o640)
     guest.run("systemctl reload ftpd", timeout=60)
+
+
+def restore_shipped_config(guest: Guest) -> None:
+    """Put the shipped /etc/ftpd/ftpd.conf back, whatever a test edited, and
+    wait until a running daemon has applied it (a reload is a signal: it
+    lands after `systemctl reload` returns)."""
+    if guest.run(f"cmp -s {SHIPPED_CONF} {CONF}", check=False).rc == 0:
+        return
+    since = guest_clock(guest)
+    guest.run(f"cp {SHIPPED_CONF} {CONF}")        # cp keeps the installed file's owner and mode
+    if guest.run("systemctl is-active ftpd.service", check=False).out.strip() != "active":
+        return                                    # it reads the file when it starts
+    guest.run("systemctl reload ftpd", timeout=60)
+    wait_until(lambda: "configuration reloaded" in journal(guest, since), 60, 0.5,
+               "the shipped config reloaded")
 
 
 def journal(guest: Guest, since: Optional[str] = None, unit: str = "ftpd.service") -> str:

@@ -4,8 +4,11 @@ The guest is installed from the Debian package built from this checkout
 (`apt install ./ftpd_*.deb`) as docs/deployment.md tells an admin (see
 conftest.py); at the end it is upgraded to a newer build while a download
 runs, and purged; the host reaches it through qemu's forward from a
-loopback port to the guest's 8021. The tests run in file order and share
-the one guest: each says what state it needs and establishes it.
+loopback port to the guest's 8021. The tests share the one guest but pass
+in any order: before each, conftest's as_the_guide_leaves_it puts back the
+state the guide leaves (package installed, shipped config, units running),
+and each test sets up anything more it needs (anonymous uploads, an account,
+its own files).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +33,10 @@ from tests.system.deploy.helpers import (
 )
 from tests.ftpc_util import ftpc_command
 from tests.harness import wait_until
-from tests.system.deploy.conftest import INSTALL_TIMEOUT, UPGRADE_VERSION, apt_install_command
+from ftpd import __version__
+from tests.functional.test_docs_literal import indented_blocks, section
+from tests.system.deploy.conftest import (INSTALL_TIMEOUT, UPGRADE_VERSION, apt_install_command,
+                                          ensure_installed, installed_version)
 from tests.system.deploy.helpers import GatedSink, start_in_background, wait_background
 from tests.system.deploy.image import PROJECT
 
@@ -228,9 +235,11 @@ def test_ftpc_cli_against_guest(guest, scratch):
 
 
 def test_reload_with_a_lower_limit_takes_effect(guest):
+    guest.run("printf 'limit-pw\\n' | ftpd -c /etc/ftpd/ftpd.conf passwd limit")
     configure(guest, "server", "max_clients", "1")
     try:
         with connect(guest) as first:
+            first.login("limit", "limit-pw")     # the shipped config lets no anonymous list
             first.list()                         # the one session, established
 
             wait_until(lambda: not accepted(guest), 60, 0.5, "ERR 421 for a second client")
@@ -257,10 +266,14 @@ def test_journal_shows_sessions_and_transfers(guest, scratch):
 
 
 def test_the_guides_try_it_line_works_in_the_guest(guest):
-    out = guest.run("printf 'L\\nQ\\n' | timeout 30 nc -C localhost 8021").out
-    lines = out.splitlines()
-    assert lines[0].startswith("OK FTPD/1 ") and lines[1].startswith("OK "), out
-    assert lines[-1] == "OK bye", out
+    """deployment.md's "Try it", run as written, answers as written (the
+    shipped config: no anonymous access), on whichever build is installed."""
+    text = section(PROJECT / "docs" / "deployment.md", "### 4. Install the units and start")
+    [command], shown = indented_blocks(text.split("Try it:", 1)[1])[:2]
+    out = guest.run(f"timeout 30 sh -c {shlex.quote(command)}").out
+    version = installed_version(guest)
+    assert out.splitlines() == [line.replace(f" ftpd {__version__} ", f" ftpd {version} ")
+                                for line in shown], out
 
 
 def test_log_rotation_reopens_the_transfer_log(guest, scratch):
@@ -305,7 +318,9 @@ def test_sandboxing_is_in_force(guest):
     assert int(status["CapBnd"], 16) == cap_mask(tuple(wanted))
     denied = guest.run(f"nsenter -t {main_pid(guest)} -m touch /usr/ftpd-probe", check=False)
     assert denied.rc == 1 and "Read-only file system" in denied.err     # touch's failure
+    guest.run("printf 'sandbox-pw\\n' | ftpd -c /etc/ftpd/ftpd.conf passwd sandbox")
     with connect(guest) as client:               # a session child inherits all of it
+        client.login("sandbox", "sandbox-pw")
         client.list()
         children = [pid for pid in cgroup_pids(guest) if pid != main_pid(guest)]
         assert children, "no session process in the service's cgroup"
@@ -350,21 +365,31 @@ def test_stop_while_a_transfer_runs(guest, scratch):
     assert "SIGKILL" not in text and "shutdown timeout" not in text, text
 
 
-def test_socket_activation_serves_the_first_client(guest):
-    # A clean slate whatever the test before left: stopped, not failed.
+def test_socket_activation_serves_the_first_client(guest, scratch):
+    make_writable(guest, scratch)                # the config the started service will read
+    marker = scratch / "before activation.txt"
+    marker.write_bytes(b"served by whichever daemon runs\n")
+    with connect(guest) as client:
+        client.put(str(marker))
+    # A clean slate: stopped, not failed.
     guest.run("systemctl stop ftpd.service && systemctl reset-failed ftpd.service", timeout=90)
     assert guest.run("systemctl is-active ftpd.service", check=False).out.strip() == "inactive"
     assert guest.run("systemctl is-active ftpd.socket").out.strip() == "active"
     since = guest_clock(guest)
     with connect(guest, timeout=120) as client:  # this connect starts the service
         assert client.greeting.startswith("FTPD/1")
-        assert "big.bin" in {entry.name for entry in client.list()}
+        assert marker.name in {entry.name for entry in client.list()}
     assert guest.run("systemctl is-active ftpd.service").out.strip() == "active"
     text = journal(guest, since)
     assert "Started" in text and "session start 10.0.2.2" in text, text
 
 
-def test_enabled_units_come_back_after_a_reboot(guest):
+def test_enabled_units_come_back_after_a_reboot(guest, scratch):
+    make_writable(guest, scratch)
+    marker = scratch / "before reboot.txt"
+    marker.write_bytes(b"on disk across the reboot\n")
+    with connect(guest) as client:
+        client.put(str(marker))
     guest.reboot(timeout=300)
     # Boot is done when systemd says so; a unit that failed makes it "degraded".
     state = guest.run("timeout 120 systemctl is-system-running --wait", check=False).out
@@ -372,15 +397,17 @@ def test_enabled_units_come_back_after_a_reboot(guest):
     assert guest.run("systemctl is-active ftpd.socket ftpd.service").out.split() == \
         ["active", "active"]
     with connect(guest) as client:               # files and config survived the reboot
-        assert "big.bin" in {entry.name for entry in client.list()}
+        assert marker.name in {entry.name for entry in client.list()}
 
 
-# -- the package's life cycle: these two run last (the purge removes ftpd) ------------
+# -- the package's life cycle: last in file order (a purge or an upgrade before
+# another test is undone by as_the_guide_leaves_it, at the cost of an apt install) ----
 
 def test_upgrade_while_a_download_runs(guest, scratch):
     """`apt install` of a newer build: the running download completes, the
     new code serves afterwards, and the socket was never restarted."""
-    guest.run("systemctl start ftpd.socket ftpd.service", timeout=90)   # whatever ran before
+    ensure_installed(guest, __version__)         # the older build, to upgrade from
+    guest.run("systemctl start ftpd.socket ftpd.service", timeout=90)
     make_writable(guest, scratch)
     size = 16 << 20
     local = scratch / "upgrade.bin"
