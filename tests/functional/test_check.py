@@ -166,3 +166,15 @@ def test_socket_activation_says_listen_is_ignored(tmp_path, listen, level):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+def test_a_reload_to_a_root_that_does_not_exist_is_refused(make_daemon, tmp_path):
+    daemon = make_daemon()
+    daemon.settings["server"]["root"] = tmp_path / "libary"
+    daemon.write_config()
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload refused" in daemon.log(), what="the refused reload")
+    assert f"[server] root: {tmp_path / 'libary'} does not exist" in daemon.log()
+    assert not (tmp_path / "libary").exists()
+    with daemon.client() as client:         # still serving the old library
+        client.list()
