@@ -35,9 +35,10 @@ START_LIMIT = 15.0
 
 def start_ftpd(work: Path) -> tuple:
     conf = work / "ftpd.conf"
+    (work / "library").mkdir(exist_ok=True)      # ftpd creates only its built-in default
     conf.write_text(f"[server]\nlisten = 127.0.0.1:0\nroot = {work / 'library'}\n")
     log = work / "ftpd.log"
-    env = dict(os.environ, PYTHONPATH=str(PROJECT))
+    env = dict(os.environ, PYTHONPATH=str(PROJECT), FTPD_ALLOW_PORT_0="1")   # listen on :0
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(conf)],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)

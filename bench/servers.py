@@ -251,7 +251,7 @@ class PythonServer(Contestant):
         """The command line that starts the server."""
 
     def start(self) -> "PythonServer":
-        env = dict(os.environ, PYTHONPATH=str(PROJECT))
+        env = dict(os.environ, PYTHONPATH=str(PROJECT), FTPD_ALLOW_PORT_0="1")   # listen on :0
         env.pop("FTPD_CONFIG", None)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,

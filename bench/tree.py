@@ -38,10 +38,11 @@ def make_files(directory: Path, count: int, prefix: str = "file") -> None:
 
 def start_daemon(work: Path) -> Tuple[subprocess.Popen, int]:
     conf = work / "ftpd.conf"
+    (work / "library").mkdir(exist_ok=True)      # ftpd creates only its built-in default
     conf.write_text(f"[server]\nlisten = 127.0.0.1:0\nroot = {work / 'library'}\n"
                     f"[files]\nmax_entries_per_listing = 1000000\n")
     log = open(work / "ftpd.log", "wb")
-    env = dict(os.environ, PYTHONPATH=str(PROJECT))
+    env = dict(os.environ, PYTHONPATH=str(PROJECT), FTPD_ALLOW_PORT_0="1")   # listen on :0
     proc = subprocess.Popen([sys.executable, "-m", "ftpd", "-c", str(conf)], stdout=log,
                             stderr=log, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 60          # includes the start-up sweep

@@ -99,13 +99,15 @@ def overrides_from(args: argparse.Namespace) -> Dict[Tuple[str, str], str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ftpd.server.guard import Guard
+    from ftpd.server import preflight
 
-    cfg = config_mod.load(args.config, overrides_from(args))
-    guard = Guard.from_config(cfg)    # TLS files, users file, user and group
-    for warning in guard.plan.warnings:
+    located = config_mod.locate(args.config)
+    # Absolute, as `ftpd serve` names it (it reloads after chdir /).
+    cfg = config_mod.load(os.path.abspath(located) if located else None, overrides_from(args))
+    report = preflight.run(cfg)         # exactly what `ftpd serve` runs before it binds
+    for warning in report.warnings:
         print(f"ftpd: warning: {warning}", file=sys.stderr)
-    print(f"{cfg.source}: ok ({guard.describe()})")
+    print(f"{cfg.source}: ok ({report.guard.describe()})")
     return EX_OK
 
 

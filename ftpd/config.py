@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from ftpd.protocol import DEFAULT_PORT
 
@@ -25,12 +25,12 @@ Address = Tuple[str, int]
 
 class ConfigError(Exception):
     def __init__(self, problem: str, source: str = "<built-in>",
-                 section: Optional[str] = None, key: Optional[str] = None):
-        where = source
-        if section is not None:
-            where += f": [{section}]"
-        if key is not None:
-            where += f" {key}"
+                 section: Optional[str] = None, key: Optional[str] = None,
+                 line: Optional[int] = None):
+        where = source if line is None else f"{source}:{line}"
+        place = " ".join(part for part in (section and f"[{section}]", key) if part)
+        if place:
+            where += f": {place}"
         super().__init__(f"{where}: {problem}")
         self.source, self.section, self.key, self.problem = source, section, key, problem
 
@@ -173,7 +173,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("server", "listen", f"127.0.0.1:{DEFAULT_PORT}", parse_listen,
             "Addresses to listen on, comma-separated host:port; IPv6 as [::1]:8021."),
     Setting("server", "root", "./library", directory_path,
-            "The file library: the root of the tree clients see, created if missing."),
+            "The file library: the root of the tree clients see; must exist (only the "
+            "default ./library is created)."),
     Setting("server", "max_clients", "200", integer(1, 100000),
             "Sessions served at once; more are refused with ERR 421 before any fork."),
     Setting("server", "max_clients_per_ip", "50", integer(1, 100000),
@@ -332,6 +333,16 @@ class Config:
     tls: TlsSettings
     metrics: MetricsSettings
     source: str = "<built-in>"
+    # Which settings were given (in the file, on the command line) rather
+    # than defaulted: the default root may be created, a configured one not.
+    from_file: FrozenSet[Tuple[str, str]] = frozenset()
+    from_command_line: FrozenSet[Tuple[str, str]] = frozenset()
+
+    def origin(self, section: str, key: str) -> Optional[str]:
+        """Where a setting came from, as errors name it; None for the default."""
+        if (section, key) in self.from_command_line:
+            return "command line"
+        return self.source if (section, key) in self.from_file else None
 
 
 SECTION_TYPES: Dict[str, type] = {
@@ -351,27 +362,6 @@ def locate(explicit: Optional[str], environ: Mapping[str, str] = os.environ) -> 
     return SYSTEM_CONFIG if os.path.exists(SYSTEM_CONFIG) else None
 
 
-def read_file(path: str) -> Dict[Tuple[str, str], str]:
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle, source=path)
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path) from exc
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise ConfigError(" ".join(str(exc).split()), path) from exc
-    known = {(s.section, s.key) for s in SETTINGS}
-    values = {}
-    for section in parser.sections():
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section (known: {', '.join(SECTIONS)})", path, section)
-        for key, value in parser.items(section):
-            if (section, key) not in known:
-                raise ConfigError("unknown key", path, section, key)
-            values[(section, key)] = value
-    return values
-
-
 def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
           overrides: Optional[Mapping[Tuple[str, str], str]] = None) -> Config:
     """Parse every setting (file value, else default) into a frozen Config."""
@@ -385,8 +375,9 @@ def build(values: Mapping[Tuple[str, str], str], source: str = "<built-in>",
             sections[setting.section][setting.key] = setting.parse(raw)
         except ValueError as exc:
             raise ConfigError(str(exc), origin, setting.section, setting.key) from exc
-    return Config(source=source, **{name: SECTION_TYPES[name](**fields)
-                                    for name, fields in sections.items()})
+    return Config(source=source, from_file=frozenset(values),
+                  from_command_line=frozenset(overrides),
+                  **{name: SECTION_TYPES[name](**fields) for name, fields in sections.items()})
 
 
 def load(path: Optional[str] = None, overrides: Optional[Mapping[Tuple[str, str], str]] = None,
@@ -394,6 +385,7 @@ def load(path: Optional[str] = None, overrides: Optional[Mapping[Tuple[str, str]
     located = locate(path, environ)
     if located is None:
         return build({}, overrides=overrides)
+    from ftpd.conffile import read_file
     return build(read_file(located), located, overrides)
 
 

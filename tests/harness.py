@@ -42,6 +42,7 @@ def project_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     env["PYTHONPATH"] = str(PROJECT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("FTPD_CONFIG", None)
     env.pop("JOURNAL_STREAM", None)
+    env["FTPD_ALLOW_PORT_0"] = "1"     # daemons bind port 0; the harness reads the port
     env.update(extra or {})
     return env
 
@@ -194,6 +195,9 @@ class Daemon:
     def start(self, timeout: float = 15.0) -> "Daemon":
         """Start and wait for every "listening on" line: the ports it bound."""
         self.write_config()
+        root = Path(str(self.settings["server"]["root"]))
+        if not root.exists():       # ftpd creates only its built-in default
+            root.mkdir(parents=True)
         self.log_file = open(self.log_path, "ab")
         offset = self.log_file.tell()      # a restart must not read the old lines
         self.proc = subprocess.Popen(

@@ -1,7 +1,8 @@
 """`ftpd serve`: put the pieces of a service together around the Server.
 
-Order matters and is the same in every mode: config, pidfile check,
-sockets (inherited from systemd or bound here), logging — all while errors
+Order matters and is the same in every mode: config, the pre-flight
+checks `ftpd check` runs too, pidfile check, sockets (inherited from
+systemd or bound here), logging — all while errors
 can still reach the terminal — then (with --daemon) detach, claim the
 pidfile, serve, and tell whoever waits (systemd, the launcher) "ready".
 """
@@ -9,6 +10,7 @@ pidfile, serve, and tell whoever waits (systemd, the launcher) "ready".
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
@@ -16,10 +18,11 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 import setproctitle
 
 from ftpd import config as config_mod
-from ftpd.server import daemon, listeners, logs, reports, systemd
+from ftpd.server import daemon, listeners, logs, preflight, reports, systemd
 from ftpd.server.listeners import Address
 
 Bound = Dict[Address, List[socket.socket]]
+log = logging.getLogger("ftpd.server")
 
 
 def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
@@ -27,27 +30,41 @@ def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
     located = config_mod.locate(path)
     located = os.path.abspath(located) if located else None   # reload after a chdir
     config = config_mod.load(located, overrides)
+    bound = systemd.listen_fds()
+    inherited = bound is not None
+    report = preflight.run(config, activated=inherited)      # what `ftpd check` runs
     pidfile = daemon.PidFile(config.server.pidfile) if config.server.pidfile else None
     if pidfile is not None:
         pidfile.check()
-    bound = systemd.listen_fds()
-    inherited = bound is not None
     if bound is None:
         bound = listeners.bind_all(config.server.listen, config.server.backlog)
     # Ours even under socket activation; bound now, while errors reach the terminal.
     metrics_bound = listeners.bind_all([config.metrics.listen], reports.BACKLOG) \
         if config.metrics.listen is not None else {}
     held = logs.setup(config, daemon=detach)
+    _log_start_notes(config, report, bound if inherited else None)
+
+    def reload_config() -> config_mod.Config:
+        return preflight.check_settings(config_mod.load(located, overrides), inherited)
 
     def run(ready: Callable[[str], None]) -> int:
-        return _run(config, lambda: config_mod.load(located, overrides), bound, inherited,
-                    pidfile, ready, metrics_bound)
+        return _run(config, reload_config, bound, inherited, pidfile, ready, metrics_bound)
 
     if detach:
         sockets = [sock.fileno() for group in [*bound.values(), *metrics_bound.values()]
                    for sock in group]
         return daemon.daemonize(held + sockets, run)
     return run(lambda error: None)
+
+
+def _log_start_notes(config: config_mod.Config, report: preflight.Report,
+                     inherited: Optional[Bound]) -> None:
+    for warning in report.login_warnings:
+        log.warning("%s", warning)
+    if inherited is not None:
+        explicit = config.origin("server", "listen") is not None
+        level, text = systemd.listen_ignored(config.server.listen, explicit, inherited)
+        log.log(level, "%s", text)
 
 
 def _run(config: config_mod.Config, reload_config: Callable[[], config_mod.Config],

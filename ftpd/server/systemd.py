@@ -12,9 +12,9 @@ import logging
 import os
 import socket
 import time
-from typing import Dict, List, Mapping, MutableMapping, Optional
+from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Tuple
 
-from ftpd.server.listeners import Address
+from ftpd.server.listeners import Address, format_address
 
 log = logging.getLogger("ftpd.systemd")
 
@@ -86,3 +86,16 @@ def _adopt(fd: int) -> socket.socket:
     os.set_inheritable(fd, False)
     sock.setblocking(False)
     return sock
+
+
+def listen_ignored(configured: Iterable[Address], explicit: bool,
+                   inherited: Iterable[Address]) -> Tuple[int, str]:
+    """The start line under socket activation (level, text): the sockets
+    that serve, and that [server] listen does not. A warning when the config
+    asks for other addresses than the socket unit gives."""
+    wanted, used = tuple(configured), tuple(inherited)
+    level = logging.WARNING if explicit and set(wanted) != set(used) else logging.INFO
+    text = (f"socket activation: serving on {', '.join(map(format_address, used))} "
+            f"from systemd; [server] listen ({', '.join(map(format_address, wanted))}) "
+            "is ignored: the socket unit's ListenStream= decides")
+    return level, text

@@ -288,7 +288,7 @@ def test_a_user_added_while_running_can_log_in_without_reload(accounts_daemon, t
 def test_a_broken_users_file_is_a_config_error(tmp_path):
     users = tmp_path / "users"
     users.write_text("alice:write:not-a-hash\n")
-    conf = write_config(tmp_path / "c.conf", {"server": {"root": tmp_path / "lib"},
+    conf = write_config(tmp_path / "c.conf", {"server": {"root": tmp_path},
                                               "access": {"users_file": users}})
     result = run_ftpd("-c", str(conf), "check")
     assert result.returncode == 78

@@ -142,7 +142,7 @@ def test_plan_as_root_resolves_user_and_group(tmp_path):
 ])
 def test_unknown_user_or_group_is_a_config_error(tmp_path, user, group, key):
     conf = write_config(tmp_path / "c.conf", {"server": {
-        "root": tmp_path / "lib", "user": user, "group": group}})
+        "root": tmp_path, "user": user, "group": group}})
     result = run_ftpd("-c", str(conf), "check")
     assert result.returncode == 78 and key in result.stderr
 

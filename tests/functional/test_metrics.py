@@ -212,6 +212,7 @@ def test_check_refuses_a_bad_metrics_address(tmp_path, listen, problem):
 
 
 def test_a_metrics_port_in_use_stops_the_start(tmp_path):
+    (tmp_path / "library").mkdir()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -244,6 +245,7 @@ def test_behind_a_proxy_the_sessions_own_refusals_reach_the_parent(make_daemon):
 
 
 def test_a_detached_daemon_keeps_its_metrics_socket(tmp_path):
+    (tmp_path / "library").mkdir()
     config = write_config(tmp_path / "ftpd.conf", {
         "server": {"root": tmp_path / "library", "listen": "127.0.0.1:0",
                    "pidfile": tmp_path / "ftpd.pid"},

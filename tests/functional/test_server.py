@@ -159,6 +159,7 @@ def test_bind_failure_is_reported_not_a_traceback(make_daemon):
     first = make_daemon()
     second = make_daemon({"server": {"listen": first.addresses[0]}}, start=False)
     second.write_config()
+    second.root.mkdir()
     from tests.harness import run_ftpd
     result = run_ftpd("-c", str(second.config_path), timeout=30)
     assert result.returncode == 69

@@ -101,7 +101,7 @@ def test_silent_client_is_dropped_after_the_handshake_timeout(make_daemon, pki):
 
 def run_check(tmp_path, settings):
     conf = write_config(tmp_path / "check.conf", {
-        "server": {"listen": "127.0.0.1:0", "root": tmp_path / "lib"}, **settings})
+        "server": {"listen": "127.0.0.1:0", "root": tmp_path}, **settings})
     return run_ftpd("-c", str(conf), "check")
 
 

@@ -103,6 +103,7 @@ def test_socket_activation_serves_on_the_inherited_socket(activated, tmp_path):
     with socket.socket() as squatter:             # [server] listen is busy: binding would fail
         squatter.bind(("127.0.0.1", 0))
         busy = squatter.getsockname()[1]
+        (tmp_path / "library").mkdir()
         config = write_config(tmp_path / "ftpd.conf", {"server": {
             "listen": f"127.0.0.1:{busy}", "root": tmp_path / "library"}})
         activation = socket.create_server(("127.0.0.1", 0))
