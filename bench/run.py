@@ -91,12 +91,13 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return (f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, vsftpd {_vsftpd_version()}")
+            f"Python {platform.python_version()}, vsftpd {_version('vsftpd')}, "
+            f"rsync {_version('rsync')}")
 
 
-def _vsftpd_version() -> str:
+def _version(package: str) -> str:
     try:
-        done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "vsftpd"],
+        done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
                               capture_output=True, text=True, timeout=10)
         return done.stdout.strip() or "?"
     except (OSError, subprocess.TimeoutExpired):
@@ -122,7 +123,7 @@ def start_all(args: argparse.Namespace, ws: Workspace,
     the first ftpd mode only: a tree moves in one session, so the
     concurrency model hardly matters, and they are the longest families."""
     contestants: List[Contestant] = []
-    if not args.no_vsftpd:
+    if not args.no_vsftpd and set(families) & set(SERVER_FAMILIES):
         vsftpd = Vsftpd(ws, ensure_vsftpd())
         vsftpd.families = frozenset(SERVER_FAMILIES)
         contestants.append(vsftpd)
@@ -130,7 +131,7 @@ def start_all(args: argparse.Namespace, ws: Workspace,
     for later in ftpds[1:]:
         later.families = frozenset(FAMILIES) - frozenset(TREE_FAMILIES)
     contestants += ftpds
-    if not args.no_floor:
+    if not args.no_floor and set(families) & Floor.families:
         contestants.append(Floor(ws))
     if set(families) & set(TREE_FAMILIES):
         contestants.append(Rsyncd(ws, ensure_rsync()))
@@ -179,7 +180,9 @@ def report(samples: Samples, names: List[str], sizes: dict, repeats: int,
     if ceiling:
         print(f"loopback ceiling (iperf3, 1 stream): {ceiling['loopback_gbit_s']:.1f} Gbit/s")
     print()
-    print(table(result, names, sizes))
+    side_by_side = table(result, names, sizes)
+    if side_by_side.count("\n") > 2:       # more than its head: a server family ran
+        print(side_by_side)
     print(targets_table(result, names, sizes))
     for line in errors:
         print(f"error: {line}")

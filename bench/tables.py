@@ -5,7 +5,7 @@ with its baseline from the same run, the ratio, the target and a verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 GiB, MiB = 1 << 30, 1 << 20
 Medians = Dict[str, Dict[str, float]]
@@ -63,6 +63,8 @@ def table(result: Medians, names: Sequence[str], sizes: dict) -> str:
     head = ["metric", "vsftpd"] + [c for n in ftpds for c in (n, f"{n}/vsftpd")] + ["target"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for metric, label, target in rows(sizes):
+        if not any(metric in found for found in result.values()):
+            continue            # a family left out with --only
         base = result.get("vsftpd", {}).get(metric)
         cells = [label, fmt(base)]
         for name in ftpds:
@@ -131,7 +133,7 @@ def targets_table(result: Medians, names: Sequence[str], sizes: dict) -> str:
     for target in targets(sizes):
         base = result.get(target.baseline, {}).get(target.metric) if target.baseline else None
         cells = [target.label, f"{target.baseline} {fmt(base)}" if target.baseline else "–"]
-        verdicts = []
+        verdicts: List[Tuple[str, str]] = []
         for name in ftpds:
             applies = not target.fork_only or name.endswith("-fork")
             value = result.get(name, {}).get(target.metric) if applies else None
@@ -150,7 +152,7 @@ def _limit_text(target: Target) -> str:
     return f"≤ {target.limit:g}{target.unit}"
 
 
-def _verdict_text(verdicts: List[tuple]) -> str:
+def _verdict_text(verdicts: List[Tuple[str, str]]) -> str:
     if len({word for word, _ in verdicts}) == 1:
         return verdicts[0][0]
     return ", ".join(f"{word} ({mode})" for word, mode in verdicts)
