@@ -8,14 +8,16 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import psutil
 
+from ftpd.server.digests import ATTRIBUTE
 from bench.servers import PROJECT, Contestant, Workspace, free_port, wait_for
 
 MiB = 1 << 20
@@ -59,6 +61,10 @@ class Meter:
         self.ws = workspace
         self.sizes = sizes
         self.limit = sizes["time_limit"]
+
+    def methods(self, families: Tuple[str, ...]) -> Dict[str, Callable[[Contestant],
+                                                                       Dict[str, float]]]:
+        return {family: getattr(self, family) for family in families}
 
     def _c(self, mode: str, who: Contestant, *args: object) -> dict:
         argv = [self.benchc, mode, who.proto, "127.0.0.1", str(who.port)]
@@ -182,6 +188,37 @@ class Meter:
                                                    "--as", who.upload_path])}
         finally:
             who.clear_uploads()
+
+    def digest(self, who: Contestant) -> Dict[str, float]:
+        """`H` of the big file stored by `P`, answered from the digest kept
+        with the file; then once with that record removed (hashed again)."""
+        who.clear_uploads()
+        self._c("put", who, who.upload_path, self.ws.big, self.ws.big_sha)
+        stored = who.upload_dir / who.upload_path
+        try:
+            with greeted(who.port) as sock:
+                sock.settimeout(self.limit)
+                kept = [self._timed_hash(sock, who.upload_path)
+                        for _ in range(self.sizes["digest_rounds"])]
+                try:
+                    os.removexattr(stored, ATTRIBUTE)
+                except OSError as exc:
+                    raise MeasureError(f"no {ATTRIBUTE} on the stored file ({exc.strerror}): "
+                                       f"H took {statistics.median(kept) * 1000:.1f} ms") from exc
+                hashed = self._timed_hash(sock, who.upload_path)
+        finally:
+            who.clear_uploads()
+        return {"h_kept_ms": statistics.median(kept) * 1000, "h_kept_max_ms": max(kept) * 1000,
+                "h_hashed_ms": hashed * 1000}
+
+    def _timed_hash(self, sock: socket.socket, name: str) -> float:
+        started = time.perf_counter()
+        sock.sendall(f"H {name}\n".encode())
+        reply = read_line(sock)
+        seconds = time.perf_counter() - started
+        if reply.split() != [b"OK", str(self.ws.big_size).encode(), self.ws.big_sha.encode()]:
+            raise MeasureError(f"H {name} answered {reply[:200]!r}")
+        return seconds
 
     def _ftpc(self, who: Contestant, command: List[str]) -> float:
         """ftpc run as a user runs it, timed from start to exit like curl."""

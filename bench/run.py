@@ -1,12 +1,14 @@
-"""ftpd against vsftpd, side by side on loopback, libraries on tmpfs.
+"""ftpd against vsftpd and rsync, side by side on loopback, libraries on tmpfs.
 
-    python3 bench/run.py            # the full run (about 5 minutes; root installs vsftpd)
-    python3 bench/run.py --quick    # small sizes, a smoke test in seconds
+    python3 bench/run.py            # the full run (about 12 minutes; root installs
+                                    # vsftpd and rsync)
+    python3 bench/run.py --quick    # small sizes, a smoke test
 
 Every metric is measured `--repeats` times with the contestants' order
 reversed on every other round (alternating pairs), so slow drift of a
-shared machine hits each side alike; the table shows medians and the
-ratio ftpd/vsftpd (lower is better, except for the crash row).
+shared machine hits each side alike; the first table shows medians and the
+ratio ftpd/vsftpd (lower is better, except for the crash row), the second
+issue 14's targets, each over its baseline from the same run.
 """
 
 from __future__ import annotations
@@ -20,117 +22,64 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 if __package__ in (None, ""):      # run as a script: make `bench` and `ftpd` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import MeasureError, Meter, compile_client, loopback_ceiling  # noqa: E402
+from bench.mirror import TREE_FAMILIES, Rsyncd, TreeMeter, ensure_rsync  # noqa: E402
 from bench.servers import (BenchError, Contestant, Floor, Ftpd, Vsftpd,  # noqa: E402
                            Workspace, ensure_vsftpd)
+from bench.tables import GiB, MiB, table, targets_table  # noqa: E402
 
-GiB, MiB = 1 << 30, 1 << 20
 FULL = dict(big=GiB, small=MiB, medium=256 * MiB, parallel=4, sessions=300, inflight=32,
             burst=1000, burst_timeout=20, idle=300, latency=500, crash=20, repeats=5,
-            time_limit=180)
+            time_limit=180, digest_rounds=21, tree_files=10_000, tree_file_size=4096,
+            bigtree_files=100)
 QUICK = dict(big=32 * MiB, small=256 << 10, medium=8 * MiB, parallel=4, sessions=40,
              inflight=8, burst=60, burst_timeout=10, idle=20, latency=60, crash=5, repeats=1,
-             time_limit=30)
-FAMILIES = ("get", "put", "sessions", "burst", "latency", "idle_uss", "user_get", "user_put",
-            "put_parallel", "crash")
+             time_limit=30, digest_rounds=5, tree_files=200, tree_file_size=4096,
+             bigtree_files=20)
+SERVER_FAMILIES = ("get", "put", "sessions", "burst", "latency", "idle_uss", "user_get",
+                   "user_put", "put_parallel", "crash")
+FAMILIES = SERVER_FAMILIES + ("digest",) + TREE_FAMILIES
 
 Samples = Dict[str, Dict[str, List[float]]]
-
-
-def rows(sizes: dict) -> List[tuple]:
-    """(metric, label, target ratio or None) in table order."""
-    big = f"{sizes['big'] / GiB:g} GiB" if sizes["big"] >= GiB else f"{sizes['big'] // MiB} MiB"
-    small = f"{sizes['small'] / MiB:g} MiB"
-    return [
-        ("get_s", f"get {big} to /dev/null (s)", 1.05),
-        ("put_s", f"put {big}, SHA-256 + atomic commit (s)", 1.25),
-        ("sessions_s", f"{sizes['sessions']} sessions, {sizes['inflight']} in flight, "
-                       f"get {small} each (s)", 0.7),
-        ("burst_s", f"burst of {sizes['burst']} connects: time to greet all (s, at most "
-                    f"{sizes['burst_timeout']})", None),
-        ("burst_errors", f"burst of {sizes['burst']} connects: not greeted within "
-                         f"{sizes['burst_timeout']} s", None),
-        ("greet_p50_ms", f"connect to greeting p50 over {sizes['latency']} (ms)", None),
-        ("greet_p99_ms", f"connect to greeting p99 over {sizes['latency']} (ms)", 1.0),
-        ("idle_uss_mib", f"USS per idle session, {sizes['idle']} idle (MiB)", None),
-        ("idle_pss_mib", f"PSS growth per idle session, {sizes['idle']} idle (MiB)", None),
-        ("user_get_s", f"user client get {big} (curl / ftpc) (s)", None),
-        ("user_put_s", f"user client put {big} (curl / ftpc) (s)", None),
-        ("put_parallel_s", f"{sizes['parallel']} parallel puts of {sizes['medium'] // MiB} MiB "
-                           "(s)", None),
-        ("crash_survivors", f"other sessions alive after one of {sizes['crash']} crashes "
-                            "(fraction, higher is better)", None),
-    ]
+Method = Callable[[Contestant], Dict[str, float]]
 
 
 def alternating(contestants: Sequence[Contestant], round_no: int) -> List[Contestant]:
     return list(contestants) if round_no % 2 == 0 else list(reversed(contestants))
 
 
-def measure_all(meter: Meter, contestants: Sequence[Contestant], families: Sequence[str],
-                repeats: int, errors: List[str]) -> Samples:
+def measure_all(methods: Dict[str, Method], contestants: Sequence[Contestant],
+                families: Sequence[str], repeats: int, errors: List[str]) -> Samples:
     samples: Samples = defaultdict(lambda: defaultdict(list))
     for family in families:
+        started = time.monotonic()
         for round_no in range(repeats):
             for who in alternating(contestants, round_no):
                 if who.families is not None and family not in who.families:
                     continue
                 try:
-                    result = getattr(meter, family)(who)
+                    result = methods[family](who)
                 except (MeasureError, BenchError) as exc:
                     errors.append(f"{family} {who.name}: {exc}")
                     continue
                 for metric, value in result.items():
                     samples[who.name][metric].append(value)
-        print(f"  measured {family}", file=sys.stderr, flush=True)
+        print(f"  measured {family} ({time.monotonic() - started:.0f} s)", file=sys.stderr,
+              flush=True)
     return samples
 
 
 def medians(samples: Samples) -> Dict[str, Dict[str, float]]:
     return {name: {metric: statistics.median(values) for metric, values in found.items()}
             for name, found in samples.items()}
-
-
-def ratio(value: Optional[float], base: Optional[float]) -> Optional[float]:
-    if value is None or base is None:
-        return None
-    if base == 0:
-        return 1.0 if value == 0 else None
-    return value / base
-
-
-def table(result: Dict[str, Dict[str, float]], names: Sequence[str], sizes: dict) -> str:
-    ftpds = [n for n in names if n != "vsftpd"]
-    head = ["metric", "vsftpd"] + [c for n in ftpds for c in (n, f"{n}/vsftpd")] + ["target"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for metric, label, target in rows(sizes):
-        base = result.get("vsftpd", {}).get(metric)
-        cells = [label, _fmt(base)]
-        for name in ftpds:
-            value = result.get(name, {}).get(metric)
-            cells += [_fmt(value), _fmt(ratio(value, base), ratio=True)]
-        cells.append(f"≤ {target}" if target else _target_note(metric))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _target_note(metric: str) -> str:
-    return {"burst_errors": "0", "idle_uss_mib": "≤ 1 MiB (fork)"}.get(metric, "")
-
-
-def _fmt(value: Optional[float], ratio: bool = False) -> str:
-    if value is None:
-        return "–"
-    if ratio:
-        return f"**{value:.2f}**"
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
 def machine() -> str:
@@ -142,12 +91,13 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return (f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
-            f"Python {platform.python_version()}, vsftpd {_vsftpd_version()}")
+            f"Python {platform.python_version()}, vsftpd {_version('vsftpd')}, "
+            f"rsync {_version('rsync')}")
 
 
-def _vsftpd_version() -> str:
+def _version(package: str) -> str:
     try:
-        done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "vsftpd"],
+        done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
                               capture_output=True, text=True, timeout=10)
         return done.stdout.strip() or "?"
     except (OSError, subprocess.TimeoutExpired):
@@ -167,13 +117,24 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_all(args: argparse.Namespace, ws: Workspace) -> List[Contestant]:
+def start_all(args: argparse.Namespace, ws: Workspace,
+              families: Sequence[str]) -> List[Contestant]:
+    """The servers this run needs, started. The tree families run against
+    the first ftpd mode only: a tree moves in one session, so the
+    concurrency model hardly matters, and they are the longest families."""
     contestants: List[Contestant] = []
-    if not args.no_vsftpd:
-        contestants.append(Vsftpd(ws, ensure_vsftpd()))
-    contestants += [Ftpd(ws, mode) for mode in args.modes.split(",") if mode]
-    if not args.no_floor:
+    if not args.no_vsftpd and set(families) & set(SERVER_FAMILIES):
+        vsftpd = Vsftpd(ws, ensure_vsftpd())
+        vsftpd.families = frozenset(SERVER_FAMILIES)
+        contestants.append(vsftpd)
+    ftpds = [Ftpd(ws, mode) for mode in args.modes.split(",") if mode]
+    for later in ftpds[1:]:
+        later.families = frozenset(FAMILIES) - frozenset(TREE_FAMILIES)
+    contestants += ftpds
+    if not args.no_floor and set(families) & Floor.families:
         contestants.append(Floor(ws))
+    if set(families) & set(TREE_FAMILIES):
+        contestants.append(Rsyncd(ws, ensure_rsync()))
     for who in contestants:
         who.start()
     return contestants
@@ -184,14 +145,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sizes = dict(QUICK if args.quick else FULL)
     repeats = args.repeats or sizes["repeats"]
     families = args.only.split(",") if args.only else FAMILIES
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        print(f"bench: unknown families {sorted(unknown)}; known: {', '.join(FAMILIES)}",
+              file=sys.stderr)
+        return 2
     ws = Workspace(sizes["big"], sizes["small"], sizes["medium"])
     contestants: List[Contestant] = []
     errors: List[str] = []
     try:
         with tempfile.TemporaryDirectory() as build:
             meter = Meter(compile_client(Path(build)), ws, sizes)
-            contestants = start_all(args, ws)
-            samples = measure_all(meter, contestants, families, repeats, errors)
+            methods = {**meter.methods(SERVER_FAMILIES + ("digest",)),
+                       **TreeMeter(ws, sizes).methods()}
+            contestants = start_all(args, ws, families)
+            samples = measure_all(methods, contestants, families, repeats, errors)
     except (BenchError, MeasureError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -212,7 +180,10 @@ def report(samples: Samples, names: List[str], sizes: dict, repeats: int,
     if ceiling:
         print(f"loopback ceiling (iperf3, 1 stream): {ceiling['loopback_gbit_s']:.1f} Gbit/s")
     print()
-    print(table(result, names, sizes))
+    side_by_side = table(result, names, sizes)
+    if side_by_side.count("\n") > 2:       # more than its head: a server family ran
+        print(side_by_side)
+    print(targets_table(result, names, sizes))
     for line in errors:
         print(f"error: {line}")
     if args.json:

@@ -47,22 +47,27 @@ def wait_for(predicate: Callable[[], T], limit: float, what: str) -> T:
     raise BenchError(f"timed out after {limit:g}s waiting for {what}")
 
 
-def ensure_vsftpd() -> str:
-    """The vsftpd binary; installed from Debian (apt-get) when missing."""
-    found = shutil.which("vsftpd") or shutil.which("vsftpd", path="/usr/sbin:/sbin")
+def ensure_installed(binary: str, package: str, instead: str) -> str:
+    """The path of `binary`; its Debian package installed (apt-get) when missing."""
+    search = "/usr/sbin:/sbin:/usr/bin:/bin"
+    found = shutil.which(binary) or shutil.which(binary, path=search)
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise BenchError("vsftpd is missing: run `apt-get install vsftpd` as root "
-                         "(or use --no-vsftpd)")
+        raise BenchError(f"{binary} is missing: run `apt-get install {package}` as root "
+                         f"({instead})")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, timeout=600)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "vsftpd"], env=env, check=True,
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], env=env, check=True,
                    timeout=600, stdout=subprocess.DEVNULL)
-    found = shutil.which("vsftpd", path="/usr/sbin:/sbin:/usr/bin")
+    found = shutil.which(binary, path=search)
     if not found:
-        raise BenchError("apt-get installed vsftpd but no vsftpd binary was found")
+        raise BenchError(f"apt-get installed {package} but no {binary} binary was found")
     return found
+
+
+def ensure_vsftpd() -> str:
+    return ensure_installed("vsftpd", "vsftpd", "or use --no-vsftpd")
 
 
 class Workspace:
