@@ -123,8 +123,6 @@ def build(mode: str) -> Optional[Program]:
     except (RuntimeError, OSError) as exc:    # e.g. seccomp(2) itself filtered by a sandbox
         raise SeccompUnavailable(f"[server] seccomp: libseccomp cannot build a filter here "
                                  f"({exc}); set seccomp = no, or allow seccomp(2)") from exc
-    # Threads started before confinement (the upload hasher) get it too.
-    flt.set_attr(seccomp.Attr.CTL_TSYNC, 1)
     for name in ALLOWED:
         try:
             flt.add_rule(seccomp.ALLOW, name)
@@ -135,7 +133,10 @@ def build(mode: str) -> Optional[Program]:
             flt.add_rule(seccomp.ERRNO(errno.EPERM), name)
         except OSError:
             continue
-    return Program(_export(flt), seccomp.resolve_syscall(seccomp.Arch.NATIVE, "seccomp"))
+    number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, "seccomp")
+    if number < 0:
+        raise SeccompUnavailable("[server] seccomp: this architecture has no seccomp(2)")
+    return Program(_export(flt), number)
 
 
 def _export(flt: Any) -> bytes:
