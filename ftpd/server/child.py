@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import _signal  # type: ignore[import-not-found]  # no stub: signal.py's C core
 import os
 import select
 import signal
@@ -94,9 +95,14 @@ class SessionStart:
 
 
 class ChildOps:
-    """The process calls a forked child makes, replaceable in unit tests."""
+    """The process calls a forked child makes, replaceable in unit tests.
 
-    set_handler = staticmethod(signal.signal)
+    Handlers are set through `_signal`: `signal.signal` turns the old
+    handler back into a `Handlers` member, and for the parent's function
+    that means a failed enum lookup and a ValueError, per signal, in code
+    the parent never ran, so every child copied the pages it touched."""
+
+    set_handler = staticmethod(_signal.signal)
     set_wakeup_fd = staticmethod(signal.set_wakeup_fd)
     prestart = staticmethod(hashing.prestart)
     exit = staticmethod(os._exit)
@@ -115,7 +121,7 @@ def run_as_process(start: SessionStart, conn: socket.socket, peer: Peer,
     code = os.EX_SOFTWARE           # unless the session says otherwise
     try:
         for sig in RESET_SIGNALS:
-            ops.set_handler(sig, signal.SIG_DFL)
+            ops.set_handler(sig, _signal.SIG_DFL)     # the int _signal expects
         ops.set_wakeup_fd(-1)
         release_parent()
         # No gc.unfreeze(): the inherited objects stay out of collections

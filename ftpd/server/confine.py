@@ -28,6 +28,9 @@ from ftpd.config import Config, ConfigError
 PR_SET_NO_NEW_PRIVS = 38
 SESSION_NOFILE = 64        # socket, library fd, stop pipe, 2 files, logs: plenty
 _LIBC = ctypes.CDLL(None, use_errno=True)   # dlopen(NULL): no file to read
+# Looked up here, once: a first lookup in each child would build the
+# function object there and copy the pages it writes.
+_PRCTL = _LIBC.prctl
 
 
 class ConfinementError(Exception):
@@ -141,8 +144,7 @@ def drop_privileges(uid: int, gid: int) -> None:
 
 def no_new_privs() -> None:
     """No setuid binary or file capability can ever raise this process again."""
-    set_no_new_privs = _LIBC.prctl
-    if set_no_new_privs(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
+    if _PRCTL(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0),
                         ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(error)}")

@@ -13,11 +13,12 @@ helper, chunks are simply hashed inline.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stub: signal.py's C core
 import _thread
 import hashlib
-import signal
 from typing import Any, Optional, Tuple
 
+ALL_SIGNALS = _signal.valid_signals()
 BACKGROUND_MIN = 256 << 10   # smaller chunks are hashed at once: a hand-off costs more
 
 
@@ -43,14 +44,17 @@ class HashThread:
         # Started with every signal blocked (a new thread inherits the mask):
         # a signal for the process then always reaches the main thread, and
         # interrupts the call it is blocked in, instead of waking a helper.
-        unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        # Through _signal: signal.py's wrappers turn every number into a
+        # Signals member, and each real-time one (not a member) raises and
+        # catches a ValueError, some sixty per call in a fresh child.
+        unblocked = _signal.pthread_sigmask(_signal.SIG_BLOCK, ALL_SIGNALS)
         try:
             _thread.start_new_thread(self._work, ())
         except RuntimeError:                    # no thread allowed (RLIMIT_NPROC)
             self._done.release()
             return False
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, unblocked)
         self._running = True
         return True
 

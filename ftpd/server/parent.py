@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from types import FrameType
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ftpd.server import listeners as listen_mod
 from ftpd.server import proxy, silence, titles
@@ -124,6 +124,7 @@ class Server:
                                             wake=self.session_ended)
         self.metrics = metrics_for(config, self.spawner, metrics_bound)
         self.state = State()
+        self.parent_fds = self.fds_a_child_closes()
 
     # -- set-up ----------------------------------------------------------------
 
@@ -245,11 +246,20 @@ class Server:
 
     # -- what the spawners call back -------------------------------------------------
 
+    def fds_a_child_closes(self) -> Tuple[int, ...]:
+        """Listening sockets, selector, wake-up pipe: noted in the parent
+        whenever they change, so a child only closes numbers."""
+        return (self.selector.fileno(), self.wake_r, self.wake_w,
+                *(sock.fileno() for sock in self.sockets()))
+
     def close_in_child(self) -> None:
-        """Right after fork: the child must not hold the parent's fds."""
-        self.selector.close()
-        listen_mod.close_all(self.sockets())
-        for fd in (self.wake_r, self.wake_w):
+        """Right after fork: the child must not hold the parent's fds. Closed
+        by number, leaving their Python objects alone: tearing those down
+        (the selector's map, each socket) wrote to shared pages that every
+        child then copied. The objects stay referenced by this server and
+        the child leaves through os._exit, so none is finalised later and
+        none can close a reused fd number."""
+        for fd in self.parent_fds:
             os.close(fd)
         self.metrics.close_in_child()
 
@@ -380,6 +390,7 @@ class Server:
             for sock in sockets:
                 self.selector.register(sock, selectors.EVENT_READ)
                 log.info("listening on %s", listen_mod.describe(sock))
+        self.parent_fds = self.fds_a_child_closes()
 
     # -- teardown ----------------------------------------------------------------------
 
@@ -391,6 +402,7 @@ class Server:
                 pass
             sock.close()
         self.bound = {}
+        self.parent_fds = self.fds_a_child_closes()
 
     def close(self) -> None:
         self.close_listeners()

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
 
 from ftpd import __version__, protocol
-from ftpd.server import logs, partials, requests
+from ftpd.server import logs, requests, resume
 from ftpd.server.requests import STREAMED
 from ftpd.config import Config
 from ftpd.server.library import Library, LibraryError
 from ftpd.server.auth import Login
 from ftpd.server.reports import SessionEvents
 from ftpd.server.share import Share
-from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, CONFLICT, FORBIDDEN,
+from ftpd.protocol import (AUTH_REQUIRED, BAD_OFFSET, BAD_REQUEST, FORBIDDEN,
                            INTERNAL, TIMEOUT, UNAVAILABLE, ProtocolError)
 from ftpd.stream import Interrupted, LineTooLong, Stream, StreamClosed, StreamTimeout
 
@@ -209,6 +209,10 @@ class Session:
         finally:
             raise CloseSession()
 
+    def hang_up(self, cause: BaseException) -> NoReturn:
+        """Close without a reply: the client's connection is already gone."""
+        raise CloseSession() from cause
+
     # -- commands --------------------------------------------------------------
 
     def do_list(self, path: Path) -> None:
@@ -316,7 +320,7 @@ class Session:
         started = time.monotonic()
         try:
             self.send(protocol.ok("ready"))
-            failure = self._receive_into(upload, path, size)
+            failure = self.receive_into(upload, path, size)
             if expected == STREAMED:
                 expected = self._trailing_digest()   # read even after a failure: stay in step
             if failure is not None:
@@ -332,54 +336,9 @@ class Session:
             self.close_with(TIMEOUT, "data timeout")
         except StreamClosed as exc:
             self.log_transfer("P", path, upload.size, started, None, f"failed: {exc}")
-            raise CloseSession() from exc
+            self.hang_up(exc)
         finally:
             upload.abort()
-
-    def do_continue(self, path: Path, size: int, expected: str, mtime: Optional[int]) -> None:
-        """A resumable upload: continue the partial bound to this account,
-        path, size and digest after the bytes it holds (`OK <held>`), then
-        commit like P (and, like P, within the account's quota). Cut off,
-        the partial is kept for the next C."""
-        self.tree.check_upload(path, size)
-        self.share.reserve(self.tree, path, size)
-        try:
-            self._resume(path, size, expected, mtime)
-        finally:
-            self.share.release()
-
-    def _resume(self, path: Path, size: int, expected: str, mtime: Optional[int]) -> None:
-        key = partials.partial_name(self.who, self.tree.shown(path), size, expected)
-        upload = self.tree.begin_upload(path, mtime=mtime, partial=key)
-        held, keep, started = upload.size, False, time.monotonic()
-        try:
-            if held > size:
-                raise LibraryError(CONFLICT, "the kept partial upload is larger than the file")
-            self.send(protocol.ok(held))
-            keep = True
-            failure = self._receive_into(upload, path, size - held)
-            keep = failure is None
-            if failure is not None:
-                raise failure
-            digest = self.share.counted(self.tree, [path], lambda: upload.commit(expected))
-            self.log_transfer("C", path, size - held, started, digest, f"ok from {held}")
-            self.send(protocol.ok(size, digest))
-        except LibraryError as exc:
-            keep = False
-            self.log_transfer("C", path, upload.size - held, started, None,
-                              f"failed: {exc.text}")
-            raise
-        except (StreamTimeout, StreamClosed) as exc:
-            kept = upload.size
-            # Released before it is logged: whoever reads the log line may resume at once.
-            upload.abort(keep=self.tree.partial_ttl > 0)
-            self.log_transfer("C", path, kept - held, started, None,
-                              f"failed: {str(exc) or 'stalled'}, kept {kept} bytes")
-            if isinstance(exc, StreamTimeout):
-                self.close_with(TIMEOUT, "data timeout")
-            raise CloseSession() from exc
-        finally:
-            upload.abort(keep=keep and self.tree.partial_ttl > 0)
 
     def _trailing_digest(self) -> str:
         """`P path size -`: the digest arrives as one line after the bytes."""
@@ -391,7 +350,7 @@ class Session:
         except ProtocolError as exc:
             raise LibraryError(BAD_REQUEST, "bad sha256 digest line, nothing stored") from exc
 
-    def _receive_into(self, upload: Any, path: Path, size: int) -> Optional[LibraryError]:
+    def receive_into(self, upload: Any, path: Path, size: int) -> Optional[LibraryError]:
         """Read all `size` bytes; after a write error keep draining, so the
         session stays in step with the client, and return that error."""
         failure = None
@@ -461,7 +420,7 @@ COMMANDS: Dict[str, Command] = {
     "G": Command(requests.get_args, Session.do_get, 1, 2, "read"),
     "H": Command(requests.path_arg, Session.do_hash, 1, 1, "read"),
     "P": Command(requests.put_args, Session.do_put, 2, 4, "write"),
-    "C": Command(requests.continue_args, Session.do_continue, 3, 4, "write"),
+    "C": Command(requests.continue_args, resume.continue_upload, 3, 4, "write"),
     "M": Command(requests.path_arg, Session.do_mkdir, 1, 1, "write"),
     "D": Command(requests.path_arg, Session.do_delete, 1, 1, "write"),
     "R": Command(requests.two_paths, Session.do_rename, 2, 2, "write"),

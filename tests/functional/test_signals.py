@@ -1,6 +1,7 @@
 """Real signals to the real daemon: TERM drains, INT kills, HUP reloads, USR1 reopens."""
 
 import hashlib
+import os
 import re
 import signal
 import socket
@@ -171,3 +172,38 @@ def test_usr1_reopens_the_log_file_for_logrotate(make_daemon):
     assert "session end" not in rotated.read_text()
     assert "ftpd serving" in rotated.read_text()
     assert daemon.stop() == 0
+
+
+def inherited_kinds(pid: int) -> set:
+    """The sockets, pipes and epoll instances a process holds above stdio."""
+    links = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if int(fd) > 2:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except FileNotFoundError:
+                continue
+            if target.startswith(("socket:", "pipe:", "anon_inode:")):
+                links.add(target)
+    return links
+
+
+@fork_only
+def test_a_session_holds_none_of_the_parents_fds_even_after_a_rebind(make_daemon):
+    daemon = make_daemon()
+    address = (daemon.host, daemon.port)
+    for step in ("before", "after"):
+        if step == "after":
+            daemon.settings["server"]["listen"] = "127.0.0.2:0"
+            daemon.write_config()
+            daemon.send_signal(signal.SIGHUP)
+            wait_for_log(daemon, "listening on 127.0.0.2:")
+            address = ("127.0.0.2",
+                       int(re.search(r"listening on 127\.0\.0\.2:(\d+)", daemon.log())[1]))
+        with socket.create_connection(address, timeout=10) as session:
+            assert read_reply(session).startswith(b"OK FTPD/1")
+            wait_until(lambda: len(daemon.live_children()) == 1, what="the session")
+            parent = inherited_kinds(daemon.pid)
+            assert any(link.startswith("socket:") for link in parent)     # its listener
+            assert not parent & inherited_kinds(daemon.live_children()[0].pid), step
+        wait_until(lambda: not daemon.live_children(), what="the session to end")

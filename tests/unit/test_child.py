@@ -35,7 +35,7 @@ class RecordingOps(ChildOps):
         self.events = events
 
     def set_handler(self, signum, handler):
-        name = "default" if handler is signal.SIG_DFL else "handler"
+        name = "default" if handler == signal.SIG_DFL else "handler"
         self.events.append(f"{name} {signal.Signals(signum).name}")
 
     def set_wakeup_fd(self, fd):
