@@ -4,6 +4,7 @@ a file object with an announced, streamed or no digest."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, BinaryIO, Literal, Optional, Tuple, Union
 
@@ -11,7 +12,7 @@ from ftpd import protocol
 from ftpd.client.connection import Connection, Progress, Writer, encode_request, stream_failure
 from ftpd.client.errors import ClientError, ConnectionLost, IntegrityError, LocalError, ServerError
 from ftpd.client.local import Discard, Hashing, measure, open_destination, prefix_digest
-from ftpd.client.readahead import ReadAheadHasher
+from ftpd.client.readahead import CHUNK as READ_AHEAD_CHUNK, ReadAheadHasher
 from ftpd.fileutil import unlink_quietly
 from ftpd.stream import StreamClosed, StreamTimeout
 
@@ -191,7 +192,8 @@ class Transfers(Connection):
         fields += [str(mtime)] if mtime is not None else []
         self.request("P", *fields)          # OK ready, or ServerError
         if digest == "stream":
-            announced = self._send_hashed(handle, start, size, progress)
+            unsent, announced = self.send_hashed(handle, start, size, progress)
+            self._send(unsent + announced.encode("ascii") + b"\n")
         else:
             self._send_file(handle, start, size, progress)
         stored_size, stored_digest = self._hash_reply(self._reply())
@@ -217,12 +219,36 @@ class Transfers(Connection):
             raise ServerError(protocol.DIGEST_MISMATCH, "server stored a different digest")
         return stored_size, stored_digest
 
-    def _send_hashed(self, handle: BinaryIO, start: int, size: int,
-                     progress: Progress) -> str:
-        """Send `size` bytes of the file, hashing them on the way, then the
-        digest line (`P name size -`); returns the digest sent. Each chunk
-        is read from disk once, to be hashed; sendfile then sends it from
-        the page cache. A file changed meanwhile fails the digest (422)."""
+    def send_hashed(self, handle: BinaryIO, start: int, size: int,
+                    progress: Progress) -> Tuple[bytes, str]:
+        """Hash `size` bytes of the file from `start` on their way out
+        (`P name size -`); returns (bytes still to send, their digest): the
+        caller sends them with the digest line, and may add the next request.
+
+        A file of at most one chunk is read and hashed here and returned
+        whole, to go out in one send: a helper thread per file would cost
+        more than it saves (its start alone waits for the scheduler, which
+        dominated a put -r of small files). A larger one is read once by the
+        read-ahead hasher, hashing chunk k+1 while chunk k is sent. A file
+        that shrank meanwhile ends the connection: the server must not
+        commit a short upload."""
+        if size <= READ_AHEAD_CHUNK:
+            try:
+                data = os.pread(handle.fileno(), size, start)
+            except OSError as exc:
+                self.close()
+                raise LocalError(f"cannot read the upload source: {exc.strerror or exc}; "
+                                 "the connection was closed") from exc
+            if len(data) != size:
+                self.close()
+                raise ConnectionLost("local file shrank during upload")
+            if progress:
+                progress(size)
+            return data, hashlib.sha256(data).hexdigest()
+        return b"", self._send_read_ahead(handle, start, size, progress)
+
+    def _send_read_ahead(self, handle: BinaryIO, start: int, size: int,
+                         progress: Progress) -> str:
         hasher = ReadAheadHasher(handle.fileno(), start, size)
         try:
             sent = 0
@@ -235,11 +261,9 @@ class Transfers(Connection):
                 sent += count
                 if progress:
                     progress(count)
-            hex_digest = hasher.hexdigest()
+            return hasher.hexdigest()
         finally:
             hasher.stop()
-        self._send(hex_digest.encode("ascii") + b"\n")
-        return hex_digest
 
     def _send_range(self, handle: BinaryIO, offset: int, count: int) -> None:
         try:
