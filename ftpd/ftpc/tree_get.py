@@ -2,8 +2,9 @@
 
 The remote tree is listed with the pipelined walk; files whose local copy
 has the same size are compared by pipelined H and skipped when identical.
-The downloads travel in windows of H+G pairs sent at once, so 10,000 small
-files do not cost 10,000 round trips. Each file is written to its hidden
+The downloads travel as a sliding window of H+G pairs sent ahead, so
+10,000 small files do not cost 10,000 round trips and the server never
+waits for the next request. Each file is written to its hidden
 part file, verified by SHA-256, given the server's modification time and
 only then renamed to its final name.
 """
@@ -11,8 +12,9 @@ only then renamed to its final name.
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
-from typing import List, Optional, Set, Tuple
+from typing import Deque, List, Optional, Set, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, Entry, IntegrityError, ServerError
@@ -23,7 +25,7 @@ from ftpd.ftpc.transfer import (ASIDE_SUFFIX, Cancelled, LocalFileError, Progres
 from ftpd.ftpc.tree import (FatalErrors, Interrupts, KeepGoing, Say, Summary, TreeOptions,
                             abort, differs, file_digest, finish)
 
-WINDOW_BYTES = 16 << 10      # H+G requests in flight at once, in request bytes
+WINDOW_BYTES = 16 << 10      # H+G requests in flight at most, in request bytes
 
 
 @dataclass(frozen=True)
@@ -148,40 +150,53 @@ def decide(job: Job, options: TreeOptions) -> Optional[Job]:
     raise differs()
 
 
-def _windows(jobs: List[Job]) -> List[List[Job]]:
-    windows: List[List[Job]] = [[]]
-    size = 0
-    for job in jobs:
-        cost = 2 * len(job.remote) + 24
-        if windows[-1] and size + cost > WINDOW_BYTES:
-            windows.append([])
-            size = 0
-        windows[-1].append(job)
-        size += cost
-    return windows
+def _requests(job: Job) -> List[Tuple[str, ...]]:
+    field = protocol.encode_path(job.remote)
+    return [("H", field), ("G", field) + ((str(job.offset),) if job.offset else ())]
+
+
+def _cost(job: Job) -> int:
+    return 2 * len(job.remote) + 24
 
 
 def receive_all(client: Client, jobs: List[Job], bar: ProgressFactory, summary: Summary,
                 say: Say, interrupts: Interrupts) -> None:
+    """A sliding window of H+G pairs: whenever half of WINDOW_BYTES of
+    requests were answered, the next ones go out before the current file is
+    read, so the server streams file after file and never waits for us.
+    The requests in flight stay far below any socket buffer: sending them
+    never waits for replies nobody reads yet."""
     total = sum((job.entry.size or 0) - job.offset for job in jobs)
     progress = bar("get -r", total, 0)
+    waiting = deque(jobs)
+    sent: Deque[Job] = deque()
+    in_flight = 0
     try:
-        for window in _windows(jobs) if jobs else []:
+        while waiting or sent:
+            if in_flight <= WINDOW_BYTES // 2 and waiting:
+                in_flight += _send_window(client, waiting, sent, WINDOW_BYTES - in_flight)
+            job = sent.popleft()
+            in_flight -= _cost(job)
+            receive_one(client, job, progress.update, summary, say)
             if interrupts.stop_asked():
-                return
-            requests: List[Tuple[str, ...]] = []
-            for job in window:
-                field = protocol.encode_path(job.remote)
-                requests += [("H", field), ("G", field) + ((str(job.offset),)
-                                                           if job.offset else ())]
-            client.send_requests(requests)
-            for number, job in enumerate(window):
-                if number and interrupts.stop_asked():
+                if sent:
                     client.close()          # the rest of the window is in flight
-                    return
-                receive_one(client, job, progress.update, summary, say)
+                return
     finally:
         progress.close()
+
+
+def _send_window(client: Client, waiting: Deque[Job], sent: Deque[Job], room: int) -> int:
+    """Send the requests of the next jobs that fit in `room` (at least one)."""
+    requests: List[Tuple[str, ...]] = []
+    used = 0
+    while waiting and (not requests or used + _cost(waiting[0]) <= room):
+        job = waiting.popleft()
+        requests += _requests(job)
+        sent.append(job)
+        used += _cost(job)
+    client.send_requests(requests)
+    return used
 
 
 def receive_one(client: Client, job: Job, progress: object, summary: Summary,
