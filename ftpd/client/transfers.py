@@ -14,6 +14,7 @@ from ftpd.client.errors import ClientError, ConnectionLost, IntegrityError, Loca
 from ftpd.client.local import Discard, Hashing, measure, open_destination, prefix_digest
 from ftpd.client.readahead import CHUNK as READ_AHEAD_CHUNK, ReadAheadHasher
 from ftpd.fileutil import unlink_quietly
+from ftpd.protocol import Entry
 from ftpd.stream import StreamClosed, StreamTimeout
 
 # How a put proves its data arrived intact (protocol.md, P): "announce" hashes
@@ -101,8 +102,38 @@ class Transfers(Connection):
         """Send H and G together (pipelining, protocol.md §1); return G's byte
         count and H's (size, sha256). The caller must then receive() the bytes."""
         field = protocol.encode_path(name)
-        get = encode_request("G", field, *([str(offset)] if offset else []))
-        self._send(encode_request("H", field) + get)
+        self._send(encode_request("H", field) + _get_request(field, offset))
+        return self._read_checked_get()
+
+    def start_listed_get(self, name: str, offset: int = 0, verify: bool = True
+                         ) -> Tuple[int, Optional[Tuple[int, str]], Optional[Entry]]:
+        """Send L, H (when verifying) and G at once, one round trip for all
+        three; return G's byte count, H's (size, sha256) or None, and the
+        file's L row (for its modification time; None if L failed or did
+        not show a file). The caller must then receive() the bytes."""
+        field = protocol.encode_path(name)
+        checked = encode_request("H", field) if verify else b""
+        self._send(encode_request("L", field) + checked + _get_request(field, offset))
+        row = self._listed_file(name)
+        if verify:
+            count, expected = self._read_checked_get()
+            return count, expected, row
+        return self._numbers(self._reply(), 1)[0], None, row
+
+    def _listed_file(self, name: str) -> Optional[Entry]:
+        """The reply to `L name`: the file's one row, or None."""
+        try:
+            rows = self._read_listing()
+        except ServerError:
+            if self.closed:
+                raise
+            return None
+        base = name.rpartition("/")[2]
+        if len(rows) == 1 and not rows[0].is_dir and rows[0].name == base:
+            return rows[0]
+        return None
+
+    def _read_checked_get(self) -> Tuple[int, Tuple[int, str]]:
         try:
             expected = self._hash_reply(self._reply())
         except ServerError:
@@ -295,3 +326,7 @@ class Transfers(Connection):
 
 
 # -- local helpers -------------------------------------------------------------------
+
+def _get_request(field: str, offset: int) -> bytes:
+    return encode_request("G", field, *([str(offset)] if offset else []))
+

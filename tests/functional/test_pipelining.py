@@ -148,3 +148,15 @@ def test_put_many_stops_asking_once_told_and_finishes_what_is_under_way(daemon, 
     # s0 finished before stop was first asked yes; s1 was already under way then
     assert [name for name, _ in done] == ["s0", "s1"]
     assert (daemon.root / "s1").read_bytes() == sources[1]
+
+
+def test_get_asks_for_the_files_time_in_the_same_round_trip_as_its_data(daemon, relay,
+                                                                         tmp_path):
+    data = make_file(daemon.root / "f.bin", SIZE)
+    os.utime(daemon.root / "f.bin", (1_500_000_000, 1_500_000_000))
+    result = run_ftpc(relay.address, "get", "f.bin", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert os.stat(tmp_path / "f.bin").st_mtime == 1_500_000_000
+    requests = relay.when("up", rb"L f\.bin\nH f\.bin\nG f\.bin\n")
+    assert requests < relay.when("down", rb"\nOK 1\n")       # L's reply: one row
