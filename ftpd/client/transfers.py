@@ -12,6 +12,7 @@ from ftpd import protocol
 from ftpd.client.connection import Connection, Progress, Writer, encode_request, stream_failure
 from ftpd.client.errors import ClientError, ConnectionLost, IntegrityError, LocalError, ServerError
 from ftpd.client.local import Discard, Hashing, measure, open_destination, prefix_digest
+from ftpd.client.overlap import OverlappedDigest
 from ftpd.client.readahead import CHUNK as READ_AHEAD_CHUNK, ReadAheadHasher
 from ftpd.fileutil import unlink_quietly
 from ftpd.protocol import Entry
@@ -76,8 +77,9 @@ class Transfers(Connection):
             self.receive(handle, count, progress)
             return count, None
         count, expected = self.start_checked_get(name, offset)
-        self.receive(Hashing(handle, digest), count, progress)
-        got = (offset + count, digest.hexdigest())
+        overlapped = OverlappedDigest(digest)      # hashes beside the receiving
+        self.receive(Hashing(handle, overlapped), count, progress)
+        got = (offset + count, overlapped.hexdigest())
         if got != expected and got != self._hash_again(name):
             raise IntegrityError(
                 f"download of {name} does not match the server's copy (got {got[0]} bytes "

@@ -31,6 +31,7 @@ from ftpd import protocol
 from ftpd.fileutil import ShortRead, sha256_run
 from ftpd.client import (Client, ClientError, ConnectionLost, IntegrityError, LocalError,
                          ServerError)
+from ftpd.client.overlap import OverlappedDigest
 
 PART_SUFFIX = ".ftpc-part"
 ASIDE_SUFFIX = ".ftpc-kept"      # an existing file --continue found not to be a prefix
@@ -196,13 +197,14 @@ def fetch(client: Client, name: str, handle: Any, offset: int, digest: Any,
     else:
         count, expected = client.start_checked_get(name, offset)
     progress = bar(name, offset + count, offset)
+    overlapped = OverlappedDigest(digest) if digest is not None else None
     try:
-        client.receive(_Sink(handle, digest), count, progress.update)
+        client.receive(_Sink(handle, overlapped), count, progress.update)
     finally:
         progress.close()
-    if digest is None or expected is None:
+    if overlapped is None or expected is None:
         return count, None, mtime
-    got = (offset + count, digest.hexdigest())
+    got = (offset + count, overlapped.hexdigest())
     if got != expected and got != _hash_again(client, name):
         raise VerifyError(f"download of {name} does not match the server's copy "
                           f"(got {got[0]} bytes sha256 {got[1][:12]}..., server has "

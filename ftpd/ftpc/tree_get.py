@@ -19,6 +19,7 @@ from typing import Deque, List, Optional, Set, Tuple
 from ftpd import protocol
 from ftpd.client import Client, Entry, IntegrityError, ServerError
 from ftpd.client.local import Discard, Hashing, prefix_digest
+from ftpd.client.overlap import OverlappedDigest
 from ftpd.ftpc.paths import join, absolute
 from ftpd.ftpc.transfer import (ASIDE_SUFFIX, Cancelled, LocalFileError, ProgressFactory,
                                 commit_part, no_bar, open_part, part_path)
@@ -243,7 +244,7 @@ def store(client: Client, job: Job, count: int, expected: Tuple[int, str],
         client.receive(Discard(), count)    # keep the session in step
         raise LocalFileError(f"cannot write {part}: {exc.strerror}") from exc
     with handle:
-        digest = prefix_digest(handle, job.offset)
+        digest = OverlappedDigest(prefix_digest(handle, job.offset))
         client.receive(Hashing(handle, digest), count, progress)   # type: ignore[arg-type]
         handle.flush()
         got = (job.offset + count, digest.hexdigest())
