@@ -160,3 +160,53 @@ def test_get_asks_for_the_files_time_in_the_same_round_trip_as_its_data(daemon, 
     assert os.stat(tmp_path / "f.bin").st_mtime == 1_500_000_000
     requests = relay.when("up", rb"L f\.bin\nH f\.bin\nG f\.bin\n")
     assert requests < relay.when("down", rb"\nOK 1\n")       # L's reply: one row
+
+
+def test_get_r_makes_each_batch_durable_before_any_of_its_names_appear(daemon, tmp_path,
+                                                                       monkeypatch):
+    files = tree_get.COMMIT_FILES + 10
+    (daemon.root / "t").mkdir()
+    for number in range(files):
+        (daemon.root / "t" / f"f{number:03d}").write_bytes(b"%d" % number)
+    batches = []
+    real = tree_get.make_durable
+
+    def recording(parts):
+        named = [p for p in parts if os.path.exists(p.replace(".ftpc-part", "")
+                                                     .replace("/.f", "/f"))]
+        batches.append((list(parts), named))
+        real(parts)
+
+    monkeypatch.setattr(tree_get, "make_durable", recording)
+    with daemon.client() as client:
+        summary = tree_get.get_tree(client, "t", str(tmp_path / "back"), TreeOptions(),
+                                    no_bar, print)
+    assert (summary.done, summary.failed) == (files, 0)
+    assert [len(parts) for parts, _ in batches] == [tree_get.COMMIT_FILES, 10]
+    assert all(named == [] for _, named in batches)     # durable first, named after
+    made_durable = {os.path.basename(p) for parts, _ in batches for p in parts}
+    assert made_durable == {f".f{number:03d}.ftpc-part" for number in range(files)}
+    assert sorted(os.listdir(tmp_path / "back")) == [f"f{n:03d}" for n in range(files)]
+
+
+def test_get_r_that_cannot_make_files_durable_names_none_and_the_next_run_does(
+        daemon, tmp_path, monkeypatch):
+    (daemon.root / "t").mkdir()
+    contents = {f"f{n}": make_file(daemon.root / "t" / f"f{n}", SIZE) for n in range(3)}
+
+    def failing(parts):
+        raise LocalError("cannot make the received files durable: Input/output error")
+
+    monkeypatch.setattr(tree_get, "make_durable", failing)
+    with daemon.client() as client:
+        summary = tree_get.get_tree(client, "t", str(tmp_path / "back"), TreeOptions(),
+                                    no_bar, print)
+    assert (summary.done, summary.failed) == (0, 3)
+    assert sorted(os.listdir(tmp_path / "back")) == [f".f{n}.ftpc-part" for n in range(3)]
+    monkeypatch.undo()
+    with daemon.client() as client:
+        again = tree_get.get_tree(client, "t", str(tmp_path / "back"), TreeOptions(),
+                                  no_bar, print)
+    assert (again.done, again.failed) == (3, 0)
+    assert {n: (tmp_path / "back" / n).read_bytes() for n in contents} == contents
+    assert sorted(os.listdir(tmp_path / "back")) == sorted(contents)
