@@ -58,7 +58,9 @@ class Pipelines(Transfers):
         `stop` is asked before each further request: once it says yes,
         the files already under way finish and nothing more is sent. An
         error that ends the session (ConnectionLost, a closing ERR) is
-        raised. Parent directories must exist (make them with M first)."""
+        raised. Parent directories must exist (make them with M first).
+        A caller that stops iterating early ends the connection: a request
+        is out whose replies nobody will read."""
         pending = iter(uploads)
         current, failures = self._announce(pending, stop, b"")
         yield from failures
@@ -68,8 +70,9 @@ class Pipelines(Transfers):
                 yield outcome
                 yield from failures
         finally:
-            if current is not None:
+            if current is not None:     # left early: its P is out, its replies unread
                 current.handle.close()
+                self.close()
 
     def _complete(self, current: _Announced, pending: Iterator[Upload],
                   stop: Callable[[], bool], progress: Progress

@@ -20,6 +20,7 @@ from ftpd.ftpc import tree_get
 from ftpd.ftpc.transfer import no_bar
 from ftpd.ftpc.tree import TreeOptions
 from tests.ftpc_util import RecordingRelay, make_file, run_ftpc
+from tests.harness import wait_until
 from tests.functional.test_client_tree import stray_files
 
 SIZE = 5000
@@ -210,3 +211,16 @@ def test_get_r_that_cannot_make_files_durable_names_none_and_the_next_run_does(
     assert (again.done, again.failed) == (3, 0)
     assert {n: (tmp_path / "back" / n).read_bytes() for n in contents} == contents
     assert sorted(os.listdir(tmp_path / "back")) == sorted(contents)
+
+
+def test_put_many_left_early_ends_the_connection_and_stores_nothing_more(daemon, tmp_path):
+    for number in range(3):
+        make_file(tmp_path / f"s{number}", SIZE)
+    uploads = [Upload(str(tmp_path / f"s{number}"), f"s{number}") for number in range(3)]
+    client = daemon.client()
+    for upload, outcome in client.put_many(uploads):
+        assert upload.name == "s0" and isinstance(outcome, tuple)
+        break                   # s1's P is out: the session is out of step now
+    assert client.closed
+    wait_until(lambda: stray_files(daemon.root) == ["s0"], timeout=10,
+               what="only the finished file stored")
