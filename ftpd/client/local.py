@@ -95,14 +95,16 @@ def make_durable(paths: Sequence[str]) -> None:
             return
         done: Set[int] = set()
         for path in paths:
+            device = os.lstat(path).st_dev
+            if device in done:
+                continue
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             try:
-                device = os.fstat(fd).st_dev
-                if device not in done and syncfs(fd) != 0:
+                if syncfs(fd) != 0:
                     raise OSError(_errno(), os.strerror(_errno()))
-                done.add(device)
             finally:
                 os.close(fd)
+            done.add(device)
     except OSError as exc:
         raise LocalError(f"cannot make the received files durable: "
                          f"{exc.strerror or exc}") from exc
