@@ -8,12 +8,13 @@ a deterministic stand-in for a cable pulled in the middle of a download.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from tests.harness import project_env
 
@@ -100,6 +101,50 @@ class Relay:
                 sock.close()
             except OSError:
                 pass
+
+
+class RecordingRelay(Relay):
+    """A Relay that cuts nothing and keeps every chunk it forwards, in the
+    order it forwarded them: ("up", bytes) from the client, ("down", bytes)
+    from the server. A chunk is recorded before it is passed on, so a reply
+    the server could only make after a request is recorded after it."""
+
+    def __init__(self, port: int):
+        self.events: List[Tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        super().__init__(port, limit=1 << 62)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, limit: Optional[int]) -> None:
+        direction = "up" if src.getsockname() == self.listener.getsockname() else "down"
+        try:
+            src.settimeout(None)
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                with self.lock:
+                    self.events.append((direction, data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def when(self, direction: str, pattern: bytes) -> int:
+        """The index of the event by which `direction`'s stream first
+        matched the regular expression `pattern` (ValueError if it never did)."""
+        with self.lock:
+            events = list(self.events)
+        stream = b""
+        for index, (way, data) in enumerate(events):
+            if way == direction:
+                stream += data
+                if re.search(pattern, stream):
+                    return index
+        raise ValueError(f"{pattern!r} never went {direction}")
 
 
 def make_file(path: Path, size: int) -> bytes:

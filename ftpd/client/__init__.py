@@ -18,16 +18,17 @@ from __future__ import annotations
 from ftpd.client.connection import MAX_LISTING_ROWS, Progress, Writer, parse_hostport
 from ftpd.client.errors import (ClientError, ConnectionLost, IntegrityError, LocalError,
                                 ProtocolViolation, ServerError)
-from ftpd.client.transfers import DigestMode, Transfers
+from ftpd.client.pipeline import Pipelines, Upload, UploadOutcome
+from ftpd.client.transfers import DigestMode
 from ftpd.client.tree import WalkStep, TreeOps, join_path
 from ftpd.protocol import Entry
 
 __all__ = ["Client", "ClientError", "ConnectionLost", "DigestMode", "Entry", "IntegrityError",
            "LocalError", "MAX_LISTING_ROWS", "Progress", "ProtocolViolation", "ServerError",
-           "WalkStep", "Writer", "join_path", "parse_hostport"]
+           "Upload", "UploadOutcome", "WalkStep", "Writer", "join_path", "parse_hostport"]
 
 
-class Client(TreeOps, Transfers):
+class Client(TreeOps, Pipelines):
     """One FTPD/1 session: connects and reads the greeting on creation; one
     method per verb, each raising ServerError for an ERR reply (the session
     goes on) and ConnectionLost when the connection is gone."""

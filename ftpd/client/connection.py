@@ -181,6 +181,10 @@ class Connection:
         except ProtocolError as exc:
             raise self._violation(f"bad listing row {_shown(line)} ({exc.text})") from None
 
+    def _read_listing(self) -> List[Entry]:
+        count = self._listing_count(self._reply())
+        return [self._entry(self._line(protocol.MAX_LINE)) for _ in range(count)]
+
     def _listing_count(self, fields: List[str]) -> int:
         [count] = self._numbers(fields, 1)
         if count > MAX_LISTING_ROWS:

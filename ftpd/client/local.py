@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from typing import Any, BinaryIO, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Optional, Sequence, Set, Tuple, cast
 
 from ftpd.client.errors import LocalError
 from ftpd.fileutil import ShortRead, sha256_run
@@ -80,3 +80,54 @@ def measure(handle: BinaryIO, with_digest: bool) -> Tuple[int, int, Optional[str
                          "binary file") from exc
     return start, size, digest
 
+
+
+def make_durable(paths: Sequence[str]) -> None:
+    """Put the data of every file in `paths` on stable storage: one
+    syncfs(2) per file system where the C library has it (Linux), which
+    costs one journal commit for the lot instead of one fsync per file;
+    else an fsync of each. LocalError if any of it fails."""
+    syncfs = _syncfs()
+    try:
+        if syncfs is None:
+            for path in paths:
+                _fsync_path(path)
+            return
+        done: Set[int] = set()
+        for path in paths:
+            device = os.lstat(path).st_dev
+            if device in done:
+                continue
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                if syncfs(fd) != 0:
+                    raise OSError(_errno(), os.strerror(_errno()))
+            finally:
+                os.close(fd)
+            done.add(device)
+    except OSError as exc:
+        raise LocalError(f"cannot make the received files durable: "
+                         f"{exc.strerror or exc}") from exc
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs() -> Optional[Callable[[int], int]]:
+    import ctypes       # here: only a tree download needs it, not every ftpc start
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError, TypeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    return cast(Callable[[int], int], function)
+
+
+def _errno() -> int:
+    import ctypes
+    return ctypes.get_errno()

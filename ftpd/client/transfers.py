@@ -4,6 +4,7 @@ a file object with an announced, streamed or no digest."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, BinaryIO, Literal, Optional, Tuple, Union
 
@@ -11,8 +12,10 @@ from ftpd import protocol
 from ftpd.client.connection import Connection, Progress, Writer, encode_request, stream_failure
 from ftpd.client.errors import ClientError, ConnectionLost, IntegrityError, LocalError, ServerError
 from ftpd.client.local import Discard, Hashing, measure, open_destination, prefix_digest
-from ftpd.client.readahead import ReadAheadHasher
+from ftpd.client.overlap import OverlappedDigest
+from ftpd.client.readahead import CHUNK as READ_AHEAD_CHUNK, ReadAheadHasher
 from ftpd.fileutil import unlink_quietly
+from ftpd.protocol import Entry
 from ftpd.stream import StreamClosed, StreamTimeout
 
 # How a put proves its data arrived intact (protocol.md, P): "announce" hashes
@@ -74,8 +77,9 @@ class Transfers(Connection):
             self.receive(handle, count, progress)
             return count, None
         count, expected = self.start_checked_get(name, offset)
-        self.receive(Hashing(handle, digest), count, progress)
-        got = (offset + count, digest.hexdigest())
+        overlapped = OverlappedDigest(digest)      # hashes beside the receiving
+        self.receive(Hashing(handle, overlapped), count, progress)
+        got = (offset + count, overlapped.hexdigest())
         if got != expected and got != self._hash_again(name):
             raise IntegrityError(
                 f"download of {name} does not match the server's copy (got {got[0]} bytes "
@@ -100,8 +104,38 @@ class Transfers(Connection):
         """Send H and G together (pipelining, protocol.md §1); return G's byte
         count and H's (size, sha256). The caller must then receive() the bytes."""
         field = protocol.encode_path(name)
-        get = encode_request("G", field, *([str(offset)] if offset else []))
-        self._send(encode_request("H", field) + get)
+        self._send(encode_request("H", field) + _get_request(field, offset))
+        return self._read_checked_get()
+
+    def start_listed_get(self, name: str, offset: int = 0, verify: bool = True
+                         ) -> Tuple[int, Optional[Tuple[int, str]], Optional[Entry]]:
+        """Send L, H (when verifying) and G at once, one round trip for all
+        three; return G's byte count, H's (size, sha256) or None, and the
+        file's L row (for its modification time; None if L failed or did
+        not show a file). The caller must then receive() the bytes."""
+        field = protocol.encode_path(name)
+        checked = encode_request("H", field) if verify else b""
+        self._send(encode_request("L", field) + checked + _get_request(field, offset))
+        row = self._listed_file(name)
+        if verify:
+            count, expected = self._read_checked_get()
+            return count, expected, row
+        return self._numbers(self._reply(), 1)[0], None, row
+
+    def _listed_file(self, name: str) -> Optional[Entry]:
+        """The reply to `L name`: the file's one row, or None."""
+        try:
+            rows = self._read_listing()
+        except ServerError:
+            if self.closed:
+                raise
+            return None
+        base = name.rpartition("/")[2]
+        if len(rows) == 1 and not rows[0].is_dir and rows[0].name == base:
+            return rows[0]
+        return None
+
+    def _read_checked_get(self) -> Tuple[int, Tuple[int, str]]:
         try:
             expected = self._hash_reply(self._reply())
         except ServerError:
@@ -191,7 +225,8 @@ class Transfers(Connection):
         fields += [str(mtime)] if mtime is not None else []
         self.request("P", *fields)          # OK ready, or ServerError
         if digest == "stream":
-            announced = self._send_hashed(handle, start, size, progress)
+            unsent, announced = self.send_hashed(handle, start, size, progress)
+            self._send(unsent + announced.encode("ascii") + b"\n")
         else:
             self._send_file(handle, start, size, progress)
         stored_size, stored_digest = self._hash_reply(self._reply())
@@ -217,12 +252,36 @@ class Transfers(Connection):
             raise ServerError(protocol.DIGEST_MISMATCH, "server stored a different digest")
         return stored_size, stored_digest
 
-    def _send_hashed(self, handle: BinaryIO, start: int, size: int,
-                     progress: Progress) -> str:
-        """Send `size` bytes of the file, hashing them on the way, then the
-        digest line (`P name size -`); returns the digest sent. Each chunk
-        is read from disk once, to be hashed; sendfile then sends it from
-        the page cache. A file changed meanwhile fails the digest (422)."""
+    def send_hashed(self, handle: BinaryIO, start: int, size: int,
+                    progress: Progress) -> Tuple[bytes, str]:
+        """Hash `size` bytes of the file from `start` on their way out
+        (`P name size -`); returns (bytes still to send, their digest): the
+        caller sends them with the digest line, and may add the next request.
+
+        A file of at most one chunk is read and hashed here and returned
+        whole, to go out in one send: a helper thread per file would cost
+        more than it saves (its start alone waits for the scheduler, which
+        dominated a put -r of small files). A larger one is read once by the
+        read-ahead hasher, hashing chunk k+1 while chunk k is sent. A file
+        that shrank meanwhile ends the connection: the server must not
+        commit a short upload."""
+        if size <= READ_AHEAD_CHUNK:
+            try:
+                data = os.pread(handle.fileno(), size, start)
+            except OSError as exc:
+                self.close()
+                raise LocalError(f"cannot read the upload source: {exc.strerror or exc}; "
+                                 "the connection was closed") from exc
+            if len(data) != size:
+                self.close()
+                raise ConnectionLost("local file shrank during upload")
+            if progress:
+                progress(size)
+            return data, hashlib.sha256(data).hexdigest()
+        return b"", self._send_read_ahead(handle, start, size, progress)
+
+    def _send_read_ahead(self, handle: BinaryIO, start: int, size: int,
+                         progress: Progress) -> str:
         hasher = ReadAheadHasher(handle.fileno(), start, size)
         try:
             sent = 0
@@ -235,11 +294,9 @@ class Transfers(Connection):
                 sent += count
                 if progress:
                     progress(count)
-            hex_digest = hasher.hexdigest()
+            return hasher.hexdigest()
         finally:
             hasher.stop()
-        self._send(hex_digest.encode("ascii") + b"\n")
-        return hex_digest
 
     def _send_range(self, handle: BinaryIO, offset: int, count: int) -> None:
         try:
@@ -271,3 +328,7 @@ class Transfers(Connection):
 
 
 # -- local helpers -------------------------------------------------------------------
+
+def _get_request(field: str, offset: int) -> bytes:
+    return encode_request("G", field, *([str(offset)] if offset else []))
+

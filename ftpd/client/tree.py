@@ -46,10 +46,6 @@ class TreeOps(Connection):
         self._send(protocol.format_request("L", *fields))
         return self._read_listing()
 
-    def _read_listing(self) -> List[Entry]:
-        count = self._listing_count(self._reply())
-        return [self._entry(self._line(protocol.MAX_LINE)) for _ in range(count)]
-
     def mkdir(self, path: str) -> None:
         """Create one directory. 404 if its parent is missing, 409 if the
         path exists, 403 without write access."""

@@ -31,6 +31,7 @@ from ftpd import protocol
 from ftpd.fileutil import ShortRead, sha256_run
 from ftpd.client import (Client, ClientError, ConnectionLost, IntegrityError, LocalError,
                          ServerError)
+from ftpd.client.overlap import OverlappedDigest
 
 PART_SUFFIX = ".ftpc-part"
 ASIDE_SUFFIX = ".ftpc-kept"      # an existing file --continue found not to be a prefix
@@ -145,9 +146,8 @@ def download(client: Client, name: str, target: str, options: GetOptions = GetOp
         raise LocalFileError(f"cannot write {part}: {exc.strerror}") from exc
     try:
         with handle:
-            mtime = remote_mtime(client, name)
-            size, digest, offset = _fetch_part(client, name, handle, offset, verify, options,
-                                               bar)
+            size, digest, offset, mtime = _fetch_part(client, name, handle, offset, verify,
+                                                      options, bar)
             os.fsync(handle.fileno())
         if mtime is not None:
             os.utime(part, (mtime, mtime))      # the server's time, as rsync -a and curl -R
@@ -159,25 +159,14 @@ def download(client: Client, name: str, target: str, options: GetOptions = GetOp
     return Outcome(target, offset + size, digest, offset)
 
 
-def remote_mtime(client: Client, name: str) -> Optional[int]:
-    """The file's modification time from its L row (None if it is no file:
-    the G that follows says why)."""
-    try:
-        rows = client.list(name)
-    except ServerError:
-        return None
-    base = name.rpartition("/")[2]
-    if len(rows) == 1 and not rows[0].is_dir and rows[0].name == base:
-        return rows[0].mtime
-    return None
-
-
 def _fetch_part(client: Client, name: str, handle: BinaryIO, offset: int, verify: bool,
-                options: GetOptions, bar: ProgressFactory) -> Tuple[int, Optional[str], int]:
-    """(bytes received, verified SHA-256 or None, offset actually used)."""
+                options: GetOptions, bar: ProgressFactory
+                ) -> Tuple[int, Optional[str], int, Optional[int]]:
+    """(bytes received, verified SHA-256 or None, offset actually used, the
+    server's modification time of the file or None)."""
     try:
         digest = _prefix_digest(handle, offset) if verify else None
-        size, sha = fetch(client, name, handle, offset, digest, bar)
+        size, sha, mtime = fetch(client, name, handle, offset, digest, bar, listed=True)
     except ServerError as exc:
         # A partial found by a plain get, longer than the file now is: it was
         # of another version. Start over (on the same session: ERR is one line).
@@ -186,33 +175,42 @@ def _fetch_part(client: Client, name: str, handle: BinaryIO, offset: int, verify
         handle.seek(0)
         handle.truncate()
         offset = 0
-        size, sha = fetch(client, name, handle, 0,
-                          hashlib.sha256() if options.verify else None, bar)
+        size, sha, mtime = fetch(client, name, handle, 0,
+                                 hashlib.sha256() if options.verify else None, bar, listed=True)
     handle.flush()
-    return size, sha, offset
+    return size, sha, offset, mtime
 
 
 def fetch(client: Client, name: str, handle: Any, offset: int, digest: Any,
-          bar: ProgressFactory) -> Tuple[int, Optional[str]]:
-    """G (with H first when verifying), receive with a bar, then compare."""
-    if digest is None:
+          bar: ProgressFactory, listed: bool = False
+          ) -> Tuple[int, Optional[str], Optional[int]]:
+    """G (with H first when verifying, and L first when `listed`, all sent
+    at once), receive with a bar, then compare. Returns (bytes received,
+    verified SHA-256 or None, the file's modification time from its L row
+    or None)."""
+    mtime: Optional[int] = None
+    if listed:
+        count, expected, row = client.start_listed_get(name, offset, digest is not None)
+        mtime = row.mtime if row is not None else None
+    elif digest is None:
         count, expected = client.start_get(name, offset), None
     else:
         count, expected = client.start_checked_get(name, offset)
     progress = bar(name, offset + count, offset)
+    overlapped = OverlappedDigest(digest) if digest is not None else None
     try:
-        client.receive(_Sink(handle, digest), count, progress.update)
+        client.receive(_Sink(handle, overlapped), count, progress.update)
     finally:
         progress.close()
-    if digest is None or expected is None:
-        return count, None
-    got = (offset + count, digest.hexdigest())
+    if overlapped is None or expected is None:
+        return count, None, mtime
+    got = (offset + count, overlapped.hexdigest())
     if got != expected and got != _hash_again(client, name):
         raise VerifyError(f"download of {name} does not match the server's copy "
                           f"(got {got[0]} bytes sha256 {got[1][:12]}..., server has "
                           f"{expected[0]} bytes sha256 {expected[1][:12]}...); "
                           "it may have changed during the download")
-    return count, got[1]
+    return count, got[1], mtime
 
 
 def _hash_again(client: Client, name: str) -> Optional[Tuple[int, str]]:
@@ -366,7 +364,8 @@ def download_to_stream(client: Client, name: str, out: BinaryIO, verify: bool = 
                        bar: ProgressFactory = no_bar) -> Outcome:
     """`get NAME -o -`: bytes cannot be taken back, but a mismatch still fails."""
     try:
-        size, digest = fetch(client, name, out, 0, hashlib.sha256() if verify else None, bar)
+        size, digest, _ = fetch(client, name, out, 0, hashlib.sha256() if verify else None,
+                                bar)
     except KeyboardInterrupt as exc:
         client.close()
         raise Cancelled("download cancelled") from exc

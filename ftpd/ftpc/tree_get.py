@@ -2,28 +2,34 @@
 
 The remote tree is listed with the pipelined walk; files whose local copy
 has the same size are compared by pipelined H and skipped when identical.
-The downloads travel in windows of H+G pairs sent at once, so 10,000 small
-files do not cost 10,000 round trips. Each file is written to its hidden
+The downloads travel as a sliding window of H+G pairs sent ahead, so
+10,000 small files do not cost 10,000 round trips and the server never
+waits for the next request. Each file is written to its hidden
 part file, verified by SHA-256, given the server's modification time and
-only then renamed to its final name.
+only then, once durable, renamed to its final name (a batch of files at a
+time after one syncfs: see Committer).
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
-from typing import List, Optional, Set, Tuple
+from typing import Deque, List, Optional, Set, Tuple
 
 from ftpd import protocol
-from ftpd.client import Client, Entry, IntegrityError, ServerError
-from ftpd.client.local import Discard, Hashing, prefix_digest
+from ftpd.client import Client, Entry, IntegrityError, LocalError, ServerError
+from ftpd.client.local import Discard, Hashing, make_durable, prefix_digest
+from ftpd.client.overlap import OverlappedDigest
 from ftpd.ftpc.paths import join, absolute
 from ftpd.ftpc.transfer import (ASIDE_SUFFIX, Cancelled, LocalFileError, ProgressFactory,
                                 commit_part, no_bar, open_part, part_path)
 from ftpd.ftpc.tree import (FatalErrors, Interrupts, KeepGoing, Say, Summary, TreeOptions,
                             abort, differs, file_digest, finish)
 
-WINDOW_BYTES = 16 << 10      # H+G requests in flight at once, in request bytes
+WINDOW_BYTES = 16 << 10      # H+G requests in flight at most, in request bytes
+COMMIT_FILES = 256           # verified files made durable together, then renamed
+COMMIT_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,8 @@ def get_tree(client: Client, remote_root: str, local_root: str, options: TreeOpt
                 client.close()      # file bytes may be in flight
             abort(summary, exc, say)
             if isinstance(exc, KeyboardInterrupt):
-                raise Cancelled("get -r aborted; the file being received stays in its "
-                                "hidden part file, resumed by the next get -r") from exc
+                raise Cancelled("get -r aborted; the files received last stay in their "
+                                "hidden part files, completed by the next get -r") from exc
             raise
     return finish(summary, interrupts, say)
 
@@ -148,44 +154,64 @@ def decide(job: Job, options: TreeOptions) -> Optional[Job]:
     raise differs()
 
 
-def _windows(jobs: List[Job]) -> List[List[Job]]:
-    windows: List[List[Job]] = [[]]
-    size = 0
-    for job in jobs:
-        cost = 2 * len(job.remote) + 24
-        if windows[-1] and size + cost > WINDOW_BYTES:
-            windows.append([])
-            size = 0
-        windows[-1].append(job)
-        size += cost
-    return windows
+def _requests(job: Job) -> List[Tuple[str, ...]]:
+    field = protocol.encode_path(job.remote)
+    return [("H", field), ("G", field) + ((str(job.offset),) if job.offset else ())]
+
+
+def _cost(job: Job) -> int:
+    return 2 * len(job.remote) + 24
 
 
 def receive_all(client: Client, jobs: List[Job], bar: ProgressFactory, summary: Summary,
                 say: Say, interrupts: Interrupts) -> None:
+    """A sliding window of H+G pairs: whenever half of WINDOW_BYTES of
+    requests were answered, the next ones go out before the current file is
+    read, so the server streams file after file and never waits for us.
+    The requests in flight stay far below any socket buffer: sending them
+    never waits for replies nobody reads yet."""
     total = sum((job.entry.size or 0) - job.offset for job in jobs)
     progress = bar("get -r", total, 0)
+    waiting = deque(jobs)
+    sent: Deque[Job] = deque()
+    in_flight = 0
+    committer = Committer(summary, say)
+    interrupted = False
     try:
-        for window in _windows(jobs) if jobs else []:
+        while waiting or sent:
+            if in_flight <= WINDOW_BYTES // 2 and waiting:
+                in_flight += _send_window(client, waiting, sent, WINDOW_BYTES - in_flight)
+            job = sent.popleft()
+            in_flight -= _cost(job)
+            receive_one(client, job, progress.update, committer, summary, say)
             if interrupts.stop_asked():
-                return
-            requests: List[Tuple[str, ...]] = []
-            for job in window:
-                field = protocol.encode_path(job.remote)
-                requests += [("H", field), ("G", field) + ((str(job.offset),)
-                                                           if job.offset else ())]
-            client.send_requests(requests)
-            for number, job in enumerate(window):
-                if number and interrupts.stop_asked():
+                if sent:
                     client.close()          # the rest of the window is in flight
-                    return
-                receive_one(client, job, progress.update, summary, say)
+                return
+    except KeyboardInterrupt:
+        interrupted = True      # abort at once: verified parts wait for the next get -r
+        raise
     finally:
         progress.close()
+        if not interrupted:
+            committer.flush()
 
 
-def receive_one(client: Client, job: Job, progress: object, summary: Summary,
-                say: Say) -> None:
+def _send_window(client: Client, waiting: Deque[Job], sent: Deque[Job], room: int) -> int:
+    """Send the requests of the next jobs that fit in `room` (at least one)."""
+    requests: List[Tuple[str, ...]] = []
+    used = 0
+    while waiting and (not requests or used + _cost(waiting[0]) <= room):
+        job = waiting.popleft()
+        requests += _requests(job)
+        sent.append(job)
+        used += _cost(job)
+    client.send_requests(requests)
+    return used
+
+
+def receive_one(client: Client, job: Job, progress: object, committer: "Committer",
+                summary: Summary, say: Say) -> None:
     """Read one H+G pair's replies; the file lands under its final name
     only when whole and verified."""
     try:
@@ -207,18 +233,19 @@ def receive_one(client: Client, job: Job, progress: object, summary: Summary,
         summary.fail(absolute(job.remote), expected, say)
         return
     try:
-        store(client, job, count, expected, progress)
+        part = store(client, job, count, expected, progress)
     except KeepGoing as exc:
         if client.closed:
             raise
         summary.fail(job.target, exc, say)
         return
-    summary.done += 1
-    summary.size += count
+    committer.add(job, part, count)
 
 
 def store(client: Client, job: Job, count: int, expected: Tuple[int, str],
-          progress: object) -> None:
+          progress: object) -> str:
+    """Receive into the part file and verify it; returns the part, whole,
+    closed and with the server's time, for the Committer to rename."""
     part = part_path(job.target)
     try:
         if job.adopt:
@@ -228,16 +255,52 @@ def store(client: Client, job: Job, count: int, expected: Tuple[int, str],
         client.receive(Discard(), count)    # keep the session in step
         raise LocalFileError(f"cannot write {part}: {exc.strerror}") from exc
     with handle:
-        digest = prefix_digest(handle, job.offset)
+        digest = OverlappedDigest(prefix_digest(handle, job.offset))
         client.receive(Hashing(handle, digest), count, progress)   # type: ignore[arg-type]
         handle.flush()
         got = (job.offset + count, digest.hexdigest())
         if got != expected:
             handle.close()
             raise mismatch(job, part)
-        os.fsync(handle.fileno())
     os.utime(part, (job.entry.mtime, job.entry.mtime))
-    commit_part(part, job.target, job.replace)
+    return part
+
+
+class Committer:
+    """Verified part files wait here for their final names, a batch at a
+    time: one make_durable (a single syncfs) for the batch, then the
+    renames. Each name still appears only once its data is on stable
+    storage, as with an fsync per file before its rename, which cost a
+    journal commit per file (1-2 ms each on a disk: more than the whole
+    transfer of a small file). A file is counted when it has its name."""
+
+    def __init__(self, summary: Summary, say: Say):
+        self.summary, self.say = summary, say
+        self.waiting: List[Tuple[Job, str, int]] = []
+        self.size = 0
+
+    def add(self, job: Job, part: str, count: int) -> None:
+        self.waiting.append((job, part, count))
+        self.size += count
+        if len(self.waiting) >= COMMIT_FILES or self.size >= COMMIT_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        waiting, self.waiting, self.size = self.waiting, [], 0
+        try:
+            make_durable([part for _, part, _ in waiting])
+        except LocalError as exc:
+            for job, _, _ in waiting:   # left in their part files: the next run resumes
+                self.summary.fail(job.target, exc, self.say)
+            return
+        for job, part, count in waiting:
+            try:
+                commit_part(part, job.target, job.replace)
+            except KeepGoing as exc:
+                self.summary.fail(job.target, exc, self.say)
+                continue
+            self.summary.done += 1
+            self.summary.size += count
 
 
 def mismatch(job: Job, part: str) -> IntegrityError:

@@ -14,6 +14,7 @@ import pytest
 
 from ftpd.client import tree as client_tree
 from ftpd.client import readahead as filehash
+from ftpd.client import transfers as client_transfers
 from ftpd.client import Client, ConnectionLost, Entry, ServerError
 from tests.certs import make_pki
 from tests.harness import Daemon, fork_only, wait_until
@@ -299,11 +300,14 @@ def test_put_stream_hashes_while_sending(daemon, tmp_path, size):
     assert (daemon.root / "in" / "my file").read_bytes() == data
 
 
-def test_put_stream_with_a_wrong_digest_stores_nothing(daemon, tmp_path, monkeypatch):
+# Both ways a streamed digest is made: a small file hashed at once, a large
+# one by the read-ahead thread.
+@pytest.mark.parametrize("size", [100_000, filehash.CHUNK + 100_000])
+def test_put_stream_with_a_wrong_digest_stores_nothing(daemon, tmp_path, monkeypatch, size):
     class WrongSha256:
         """sha256 whose digest also covers one byte that was never sent."""
-        def __init__(self):
-            self.real = hashlib.sha256()
+        def __init__(self, data=b""):
+            self.real = hashlib.sha256(data)
 
         def update(self, data):
             self.real.update(data)
@@ -312,10 +316,12 @@ def test_put_stream_with_a_wrong_digest_stores_nothing(daemon, tmp_path, monkeyp
             self.real.update(b"!")
             return self.real.hexdigest()
 
-    monkeypatch.setattr(filehash, "hashlib", type("fake", (), {"sha256": WrongSha256}))
+    fake = type("fake", (), {"sha256": WrongSha256})
+    monkeypatch.setattr(filehash, "hashlib", fake)
+    monkeypatch.setattr(client_transfers, "hashlib", fake)
     (daemon.root / "d").mkdir()
     (daemon.root / "d" / "old").write_bytes(b"old")
-    source = local_file(tmp_path, "src", os.urandom(100_000))
+    source = local_file(tmp_path, "src", os.urandom(size))
     with daemon.client() as c:
         assert code_of(c.put, source, "d/new", digest="stream") == 422
         assert code_of(c.put, source, "d/old", digest="stream") == 422
