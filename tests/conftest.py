@@ -76,6 +76,14 @@ def daemon(make_daemon) -> Daemon:
 
 
 @pytest.fixture
+def home(tmp_path) -> Path:
+    """A HOME of its own for ftpc (its history file, its config)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def local_session(tmp_path) -> Iterator[LocalSession]:
     """A Session in this process over a socketpair, on an empty library."""
     with LocalSession(tmp_path / "library") as session:

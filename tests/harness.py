@@ -225,6 +225,11 @@ class Daemon:
         return self.addresses[0].rsplit(":", 1)[0].strip("[]")
 
     @property
+    def address(self) -> str:
+        """host:port of the first listener, as ftpc takes it."""
+        return f"{self.host}:{self.port}"
+
+    @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid

@@ -14,13 +14,6 @@ from tests.functional.test_ftpc_shell import Screen
 
 
 @pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def sh(daemon, home):
     screen = Screen(f"127.0.0.1:{daemon.port}", home)
     screen.prompt = re.escape(f"ftpc 127.0.0.1:{daemon.port}") + r"(:/[^>]*)?> "

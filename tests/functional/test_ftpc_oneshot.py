@@ -18,23 +18,12 @@ from tests.harness import closed_port, wait_until
 from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file, run_ftpc
 
 
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-def addr(daemon) -> str:
-    return f"{daemon.host}:{daemon.port}"
-
-
 # -- list and hash -----------------------------------------------------------------------
 
 def test_list_is_a_sorted_table_with_local_times_and_a_total(daemon, home):
     for name, size in (("zeta.bin", 3 * 1024 * 1024), ("my file.txt", 12), ("alpha", 0)):
         make_file(daemon.root / name, size)
-    result = run_ftpc(addr(daemon), "list", home=home)
+    result = run_ftpc(daemon.address, "list", home=home)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.decode().splitlines()
     assert lines[0].split() == ["SIZE", "MODIFIED", "NAME"]
@@ -49,7 +38,7 @@ def test_list_is_a_sorted_table_with_local_times_and_a_total(daemon, home):
 def test_list_json_matches_the_library(daemon, home):
     make_file(daemon.root / "b b.bin", 1000)
     make_file(daemon.root / "a.bin", 5)
-    result = run_ftpc(addr(daemon), "list", "--json", home=home)
+    result = run_ftpc(daemon.address, "list", "--json", home=home)
     assert result.returncode == 0, result.stderr
     listed = json.loads(result.stdout)
     expected = [{"name": n, "size": os.stat(daemon.root / n).st_size,
@@ -61,16 +50,16 @@ def test_list_json_matches_the_library(daemon, home):
 def test_hash_prints_sha256sum_format_and_json(daemon, home):
     data = make_file(daemon.root / "data.bin", 4096)
     digest = hashlib.sha256(data).hexdigest()
-    plain = run_ftpc(addr(daemon), "hash", "data.bin", home=home)
+    plain = run_ftpc(daemon.address, "hash", "data.bin", home=home)
     assert plain.stdout.decode() == f"{digest}  data.bin\n"
-    as_json = run_ftpc(addr(daemon), "hash", "data.bin", "--json", home=home)
+    as_json = run_ftpc(daemon.address, "hash", "data.bin", "--json", home=home)
     assert json.loads(as_json.stdout) == {"name": "data.bin", "size": 4096, "sha256": digest}
 
 
 # -- exit codes ----------------------------------------------------------------------------
 
 def test_missing_file_exits_1_with_the_code_and_leaves_nothing(daemon, home):
-    result = run_ftpc(addr(daemon), "get", "nope.txt", home=home)
+    result = run_ftpc(daemon.address, "get", "nope.txt", home=home)
     assert result.returncode == 1
     assert b"404" in result.stderr and b"no such file" in result.stderr
     assert sorted(os.listdir(home)) == []
@@ -78,7 +67,7 @@ def test_missing_file_exits_1_with_the_code_and_leaves_nothing(daemon, home):
 
 def test_anonymous_refused_exits_1_with_401(make_daemon, home):
     daemon = make_daemon({"access": {"anonymous": "none"}})
-    result = run_ftpc(addr(daemon), "list", home=home)
+    result = run_ftpc(daemon.address, "list", home=home)
     assert result.returncode == 1
     assert b"(code 401)" in result.stderr
 
@@ -86,7 +75,7 @@ def test_anonymous_refused_exits_1_with_401(make_daemon, home):
 @pytest.mark.parametrize("args", [[], ["127.0.0.1:notaport", "list"], ["HOST", "get"],
                                   ["HOST", "frobnicate"], ["HOST", "get", "x", "--bogus"]])
 def test_usage_errors_exit_2(daemon, home, args):
-    args = [addr(daemon) if a == "HOST" else a for a in args]
+    args = [daemon.address if a == "HOST" else a for a in args]
     result = run_ftpc(*args, home=home)
     assert result.returncode == 2
     assert b"usage" in result.stderr.lower() or b"port" in result.stderr.lower()
@@ -113,16 +102,16 @@ def test_silent_server_times_out_with_exit_3(home):
 
 def test_get_verifies_and_never_clobbers_without_force(daemon, home):
     data = make_file(daemon.root / "report.pdf", 200_000)
-    first = run_ftpc(addr(daemon), "get", "report.pdf", home=home)
+    first = run_ftpc(daemon.address, "get", "report.pdf", home=home)
     assert first.returncode == 0, first.stderr
     assert (home / "report.pdf").read_bytes() == data
     assert b"verified" in first.stdout
     (home / "report.pdf").write_bytes(b"my own edits")
-    again = run_ftpc(addr(daemon), "get", "report.pdf", home=home)
+    again = run_ftpc(daemon.address, "get", "report.pdf", home=home)
     assert again.returncode == 2
     assert b"--force" in again.stderr
     assert (home / "report.pdf").read_bytes() == b"my own edits"
-    forced = run_ftpc(addr(daemon), "get", "report.pdf", "--force", home=home)
+    forced = run_ftpc(daemon.address, "get", "report.pdf", "--force", home=home)
     assert forced.returncode == 0, forced.stderr
     assert (home / "report.pdf").read_bytes() == data
     assert sorted(os.listdir(home)) == ["report.pdf"]      # no partial left behind
@@ -131,20 +120,20 @@ def test_get_verifies_and_never_clobbers_without_force(daemon, home):
 def test_get_to_directory_and_to_stdout(daemon, home):
     data = make_file(daemon.root / "a b.txt", 5000)
     (home / "dl").mkdir()
-    into_dir = run_ftpc(addr(daemon), "get", "a b.txt", "-o", "dl", home=home)
+    into_dir = run_ftpc(daemon.address, "get", "a b.txt", "-o", "dl", home=home)
     assert into_dir.returncode == 0, into_dir.stderr
     assert (home / "dl" / "a b.txt").read_bytes() == data
-    to_stdout = run_ftpc(addr(daemon), "get", "a b.txt", "-o", "-", home=home)
+    to_stdout = run_ftpc(daemon.address, "get", "a b.txt", "-o", "-", home=home)
     assert to_stdout.returncode == 0
     assert to_stdout.stdout == data
 
 
 def test_no_progress_bar_when_stdout_is_not_a_tty(daemon, home):
     make_file(daemon.root / "big.bin", 2 << 20)
-    result = run_ftpc(addr(daemon), "get", "big.bin", home=home)
+    result = run_ftpc(daemon.address, "get", "big.bin", home=home)
     assert result.returncode == 0
     assert b"%|" not in result.stderr and b"B/s" not in result.stderr
-    quiet = run_ftpc("-q", addr(daemon), "get", "big.bin", "-o", "q.bin", home=home)
+    quiet = run_ftpc("-q", daemon.address, "get", "big.bin", "-o", "q.bin", home=home)
     assert quiet.returncode == 0 and quiet.stdout == b"" and quiet.stderr == b""
 
 
@@ -161,7 +150,7 @@ def test_cut_connection_keeps_partial_and_continue_resumes(daemon, home):
     kept = part.read_bytes()
     assert 0 < len(kept) < len(data) and data.startswith(kept)
     assert not (home / "movie.mkv").exists()
-    resumed = run_ftpc(addr(daemon), "get", "--continue", "movie.mkv", home=home)
+    resumed = run_ftpc(daemon.address, "get", "--continue", "movie.mkv", home=home)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed at byte {len(kept)}".encode() in resumed.stdout
     assert (home / "movie.mkv").read_bytes() == data
@@ -172,7 +161,7 @@ def test_cut_connection_keeps_partial_and_continue_resumes(daemon, home):
 def test_continue_with_a_corrupt_partial_fails_verification_and_cleans_up(daemon, home):
     data = make_file(daemon.root / "disk.img", 100_000)
     (home / ".disk.img.ftpc-part").write_bytes(b"X" * 1000 + data[1000:40_000])
-    result = run_ftpc(addr(daemon), "get", "-c", "disk.img", home=home)
+    result = run_ftpc(daemon.address, "get", "-c", "disk.img", home=home)
     assert result.returncode == 4
     assert b"does not match" in result.stderr
     assert sorted(os.listdir(home)) == []
@@ -181,7 +170,7 @@ def test_continue_with_a_corrupt_partial_fails_verification_and_cleans_up(daemon
 def test_continue_with_an_overlong_partial_is_refused_416(daemon, home):
     make_file(daemon.root / "small.txt", 100)
     (home / ".small.txt.ftpc-part").write_bytes(b"x" * 500)
-    result = run_ftpc(addr(daemon), "get", "--continue", "small.txt", home=home)
+    result = run_ftpc(daemon.address, "get", "--continue", "small.txt", home=home)
     assert result.returncode == 1 and b"416" in result.stderr
     assert not (home / "small.txt").exists()
 
@@ -211,7 +200,7 @@ def test_ctrl_c_during_download_keeps_the_partial_and_says_how_to_resume(daemon,
     assert b"cancelled" in err and b"partial data kept" in err and b"--continue" in err
     kept = (home / ".huge.bin.ftpc-part").read_bytes()
     assert 0 < len(kept) < len(data) and data.startswith(kept)
-    resumed = run_ftpc(addr(daemon), "get", "huge.bin", home=home)
+    resumed = run_ftpc(daemon.address, "get", "huge.bin", home=home)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed at byte {len(kept)}".encode() in resumed.stdout
     assert (home / "huge.bin").read_bytes() == data
@@ -232,10 +221,10 @@ def test_ctrl_c_during_continue_keeps_the_partial_it_was_asked_to_keep(daemon, h
 
 def test_put_streams_sha256_keeps_mtime_and_stores_under_another_name(daemon, home):
     data = make_file(home / "local.bin", 300_000)
-    result = run_ftpc(addr(daemon), "put", "local.bin", "--as", "remote copy.bin", home=home)
+    result = run_ftpc(daemon.address, "put", "local.bin", "--as", "remote copy.bin", home=home)
     assert result.returncode == 0, result.stderr
     assert (daemon.root / "remote copy.bin").read_bytes() == data
-    missing = run_ftpc(addr(daemon), "put", "absent.bin", home=home)
+    missing = run_ftpc(daemon.address, "put", "absent.bin", home=home)
     assert missing.returncode == 2 and b"does not exist" in missing.stderr
     with daemon.client() as client:
         sent = []
@@ -250,17 +239,17 @@ def test_put_streams_sha256_keeps_mtime_and_stores_under_another_name(daemon, ho
 
 
 def test_password_comes_from_env_or_netrc_never_argv(daemon, home):
-    from_env = run_ftpc("-u", "alice", addr(daemon), "list", home=home,
+    from_env = run_ftpc("-u", "alice", daemon.address, "list", home=home,
                         env={"FTPC_PASSWORD": "pw"})
     assert from_env.returncode == 1 and b"401" in from_env.stderr
     (home / ".netrc").write_text(f"machine {daemon.host} login carol password s3cret\n")
     (home / ".netrc").chmod(0o600)
-    from_netrc = run_ftpc(addr(daemon), "list", home=home)
+    from_netrc = run_ftpc(daemon.address, "list", home=home)
     assert from_netrc.returncode == 1 and b"401" in from_netrc.stderr
     wait_until(lambda: "login failed: address=127.0.0.1 user=carol " in daemon.log(),
                what="netrc login")
     assert "login failed: address=127.0.0.1 user=alice " in daemon.log()
-    no_tty = run_ftpc("-u", "bob", addr(daemon), "list", home=home)
+    no_tty = run_ftpc("-u", "bob", daemon.address, "list", home=home)
     assert no_tty.returncode == 2 and b"FTPC_PASSWORD" in no_tty.stderr
 
 
@@ -283,6 +272,6 @@ def test_part_file_name_is_predictable():
 
 def test_a_remote_name_never_becomes_a_path_outside_the_target(daemon, home):
     (home / "inside").mkdir()
-    result = run_ftpc(addr(daemon), "get", "../escape.txt", home=home, cwd=home / "inside")
+    result = run_ftpc(daemon.address, "get", "../escape.txt", home=home, cwd=home / "inside")
     assert result.returncode == 2 and b"cannot be a file on the server" in result.stderr
     assert sorted(os.listdir(home)) == ["inside"] and os.listdir(home / "inside") == []

@@ -24,17 +24,6 @@ from tests.ftpc_util import FakeServer, ftpc_command, ftpc_env, make_file, run_f
 FORGED = b"OK 1\n999 0 evil.exe\n"
 
 
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-def addr(daemon) -> str:
-    return f"{daemon.host}:{daemon.port}"
-
-
 # -- never out of step ---------------------------------------------------------------------
 
 def limit_file_size():
@@ -46,11 +35,11 @@ def limit_file_size():
 def test_a_local_write_error_does_not_leave_the_shell_reading_file_data(daemon, home):
     import pexpect
     (daemon.root / "forged.txt").write_bytes(FORGED * 50_000)      # ~1 MiB of fake replies
-    command = ftpc_command(addr(daemon))
+    command = ftpc_command(daemon.address)
     child = pexpect.spawn(command[0], command[1:], cwd=str(home), env=ftpc_env(home),
                           encoding="utf-8", timeout=30, preexec_fn=limit_file_size)
     try:
-        prompt = f"ftpc {addr(daemon)}> "
+        prompt = f"ftpc {daemon.address}> "
         child.expect_exact(prompt)
         child.sendline("get forged.txt")
         child.expect_exact(prompt)
@@ -91,7 +80,7 @@ def test_a_stop_right_after_the_data_keeps_the_verified_download(home):
 def test_a_plain_get_resumes_a_kept_partial_and_verifies_it(daemon, home):
     data = make_file(daemon.root / "movie.mkv", 500_000)
     (home / ".movie.mkv.ftpc-part").write_bytes(data[:123_456])
-    result = run_ftpc(addr(daemon), "get", "movie.mkv", home=home)
+    result = run_ftpc(daemon.address, "get", "movie.mkv", home=home)
     assert result.returncode == 0, result.stderr
     assert b"resumed at byte 123456" in result.stdout and b"verified" in result.stdout
     assert (home / "movie.mkv").read_bytes() == data
@@ -101,7 +90,7 @@ def test_a_plain_get_resumes_a_kept_partial_and_verifies_it(daemon, home):
 def test_a_plain_get_over_a_partial_of_another_longer_version_starts_again(daemon, home):
     data = make_file(daemon.root / "notes.txt", 1000)
     (home / ".notes.txt.ftpc-part").write_bytes(b"x" * 5000)
-    result = run_ftpc(addr(daemon), "get", "notes.txt", home=home)
+    result = run_ftpc(daemon.address, "get", "notes.txt", home=home)
     assert result.returncode == 0, result.stderr
     assert (home / "notes.txt").read_bytes() == data
     assert sorted(os.listdir(home)) == ["notes.txt"]
@@ -110,11 +99,11 @@ def test_a_plain_get_over_a_partial_of_another_longer_version_starts_again(daemo
 def test_continue_of_a_complete_identical_file_is_already_complete(daemon, home):
     data = make_file(daemon.root / "backup.tar", 300_000)
     (home / "backup.tar").write_bytes(data)
-    again = run_ftpc(addr(daemon), "get", "--continue", "backup.tar", home=home)
+    again = run_ftpc(daemon.address, "get", "--continue", "backup.tar", home=home)
     assert again.returncode == 0, again.stderr
     assert b"already complete" in again.stdout
     (home / "backup.tar").write_bytes(data[:-1] + b"!")
-    differs = run_ftpc(addr(daemon), "get", "--continue", "backup.tar", home=home)
+    differs = run_ftpc(daemon.address, "get", "--continue", "backup.tar", home=home)
     assert differs.returncode == 2 and b"differs" in differs.stderr
 
 
@@ -142,28 +131,28 @@ def test_plaintext_on_a_tls_port_suggests_tls_and_tls_on_plaintext_says_so(make_
                                                                             home):
     tls = make_daemon({"tls": {"certificate": pki.cert, "private_key": pki.key,
                                "handshake_timeout": 0.5}})
-    plain = run_ftpc(addr(tls), "list", home=home)
+    plain = run_ftpc(tls.address, "list", home=home)
     assert plain.returncode == 3 and b"--tls" in plain.stderr
     daemon = make_daemon()
-    wrong = run_ftpc("--cafile", str(pki.ca_cert), addr(daemon), "list", home=home)
+    wrong = run_ftpc("--cafile", str(pki.ca_cert), daemon.address, "list", home=home)
     assert wrong.returncode == 3
     assert b"the server does not speak TLS" in wrong.stderr
 
 
 def test_ftpd_urls_are_accepted_and_ftp_urls_refused(daemon, home):
     data = make_file(daemon.root / "a b.txt", 777)
-    fetched = run_ftpc(f"ftpd://{addr(daemon)}/a%20b.txt", home=home)
+    fetched = run_ftpc(f"ftpd://{daemon.address}/a%20b.txt", home=home)
     assert fetched.returncode == 0, fetched.stderr
     assert (home / "a b.txt").read_bytes() == data
-    listed = run_ftpc(f"ftpd://{addr(daemon)}/", "list", home=home)
+    listed = run_ftpc(f"ftpd://{daemon.address}/", "list", home=home)
     assert listed.returncode == 0 and b"a b.txt" in listed.stdout
-    refused = run_ftpc(f"ftp://{addr(daemon)}/", "list", home=home)
+    refused = run_ftpc(f"ftp://{daemon.address}/", "list", home=home)
     assert refused.returncode == 2
     assert b"a different protocol" in refused.stderr and b"ftpd://" in refused.stderr
 
 
 def test_a_refused_password_does_not_advise_dash_u(daemon, home):
-    result = run_ftpc("-u", "alice", addr(daemon), "list", home=home,
+    result = run_ftpc("-u", "alice", daemon.address, "list", home=home,
                       env={"FTPC_PASSWORD": "wrong"})
     assert result.returncode == 1 and b"401" in result.stderr
     assert b"-u USER" not in result.stderr and b"not accepted" in result.stderr
@@ -172,7 +161,7 @@ def test_a_refused_password_does_not_advise_dash_u(daemon, home):
 def test_a_world_readable_netrc_with_a_password_is_refused(daemon, home):
     (home / ".netrc").write_text(f"machine {daemon.host} login carol password s3cret\n")
     (home / ".netrc").chmod(0o644)
-    result = run_ftpc(addr(daemon), "list", home=home)
+    result = run_ftpc(daemon.address, "list", home=home)
     assert result.returncode == 2 and b"chmod 600" in result.stderr
     assert "carol" not in daemon.log()
 
@@ -181,16 +170,16 @@ def test_a_world_readable_netrc_with_a_password_is_refused(daemon, home):
 
 def test_put_dash_uploads_standard_input(daemon, home):
     data = os.urandom(100_000)
-    result = run_ftpc(addr(daemon), "put", "-", "--as", "from stdin.bin", home=home, stdin=data)
+    result = run_ftpc(daemon.address, "put", "-", "--as", "from stdin.bin", home=home, stdin=data)
     assert result.returncode == 0, result.stderr
     assert (daemon.root / "from stdin.bin").read_bytes() == data
-    nameless = run_ftpc(addr(daemon), "put", "-", home=home, stdin=b"x")
+    nameless = run_ftpc(daemon.address, "put", "-", home=home, stdin=b"x")
     assert nameless.returncode == 2 and b"--as" in nameless.stderr
 
 
 def test_get_to_a_closed_pipe_exits_quietly(daemon, home):
     make_file(daemon.root / "big.bin", 8 << 20)
-    proc = subprocess.Popen(ftpc_command(addr(daemon), "get", "big.bin", "-o", "-"), cwd=home,
+    proc = subprocess.Popen(ftpc_command(daemon.address, "get", "big.bin", "-o", "-"), cwd=home,
                             env=ftpc_env(home), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert len(proc.stdout.read(10)) == 10
@@ -204,7 +193,7 @@ def test_the_progress_bar_goes_to_a_terminal_stderr_while_stdout_is_a_pipe(daemo
     make_file(daemon.root / "big.bin", 4 << 20)
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen(ftpc_command(addr(daemon), "get", "big.bin", "-o", "-"), cwd=home,
+    proc = subprocess.Popen(ftpc_command(daemon.address, "get", "big.bin", "-o", "-"), cwd=home,
                             env=ftpc_env(home), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
@@ -227,13 +216,13 @@ def test_batch_mode_stops_at_the_first_failure_with_its_status(daemon, home):
     make_file(daemon.root / "one.txt", 10)
     script = home / "commands"
     script.write_text("# nightly\nls\nget missing.txt\nget one.txt\n")
-    result = run_ftpc("-b", str(script), addr(daemon), home=home)
+    result = run_ftpc("-b", str(script), daemon.address, home=home)
     assert result.returncode == 1
     assert b"line 3: server refused" in result.stderr and b"404" in result.stderr
     assert not (home / "one.txt").exists()           # the script stopped at line 3
-    piped = run_ftpc(addr(daemon), home=home, stdin=b"get missing.txt\nls\n")
+    piped = run_ftpc(daemon.address, home=home, stdin=b"get missing.txt\nls\n")
     assert piped.returncode == 1 and b"1 file" not in piped.stdout
-    fine = run_ftpc(addr(daemon), home=home, stdin=b"-get missing.txt\nget one.txt\n")
+    fine = run_ftpc(daemon.address, home=home, stdin=b"-get missing.txt\nget one.txt\n")
     assert fine.returncode == 0, fine.stderr
     assert (home / "one.txt").exists()
 

@@ -17,13 +17,6 @@ from tests.ftpc_util import Relay, ftpc_command, ftpc_env, make_file
 TIMEOUT = 30
 
 
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
 class Screen:
     """One ftpc shell on a pty; `screen` is everything it printed so far."""
 
