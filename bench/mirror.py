@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 from bench.measure import MeasureError
-from bench.servers import PROJECT, BenchError, Contestant, Workspace, ensure_installed, wait_for
+from bench.servers import PROJECT, Contestant, Workspace, ensure_installed
 
 TREE_FAMILIES = ("tree_put", "tree_get", "tree_again", "bigtree_put", "bigtree_get")
 Listing = Dict[str, Tuple[int, int]]          # relative path -> (size, inode)
@@ -56,23 +55,9 @@ class Rsyncd(Contestant):
         return f"rsync://127.0.0.1:{self.port}/bench/{path}"
 
     def start(self) -> "Rsyncd":
-        self.proc = subprocess.Popen(
-            [self.binary, "--daemon", "--no-detach", f"--port={self.port}",
-             f"--config={self.conf}", "--address=127.0.0.1"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(self._greets, 15, "rsync --daemon to greet")
+        self.launch([self.binary, "--daemon", "--no-detach", f"--port={self.port}",
+                     f"--config={self.conf}", "--address=127.0.0.1"], b"@RSYNCD")
         return self
-
-    def _greets(self) -> bool:
-        proc = self._started()
-        if proc.poll() is not None:
-            stderr = proc.stderr.read() if proc.stderr else b""
-            raise BenchError(f"rsync --daemon exited: {stderr.decode()!r}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                return sock.recv(64).startswith(b"@RSYNCD")
-        except OSError:
-            return False
 
 
 def make_tree(top: Path, files: int, size: int) -> None:

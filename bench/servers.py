@@ -135,6 +135,24 @@ class Contestant(abc.ABC):
     def pid(self) -> int:
         return self._started().pid
 
+    def launch(self, argv: List[str], banner: bytes,
+               preexec_fn: Optional[Callable[[], None]] = None) -> None:
+        """Start `argv` and wait until its port answers with `banner`."""
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, preexec_fn=preexec_fn)
+        wait_for(lambda: self._greets(banner), 15, f"{self.name} to greet")
+
+    def _greets(self, banner: bytes) -> bool:
+        proc = self._started()
+        if proc.poll() is not None:
+            stderr = proc.stderr.read() if proc.stderr else b""
+            raise BenchError(f"{self.name} exited: {stderr.decode()!r}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                return sock.recv(64).startswith(banner)
+        except OSError:
+            return False
+
     def _started(self) -> subprocess.Popen:
         if self.proc is None:
             raise BenchError(f"{self.name} was never started")
@@ -220,22 +238,8 @@ class Vsftpd(Contestant):
         return f"up/up{tag}.bin"
 
     def start(self) -> "Vsftpd":
-        self.proc = subprocess.Popen([self.binary, str(self.conf)], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=no_core_dumps)
-        wait_for(lambda: self._greets(), 15, "vsftpd to greet")
+        self.launch([self.binary, str(self.conf)], b"220", preexec_fn=no_core_dumps)
         return self
-
-    def _greets(self) -> bool:
-        proc = self._started()
-        if proc.poll() is not None:
-            stderr = proc.stderr.read() if proc.stderr else b""
-            raise BenchError(f"vsftpd exited: {stderr.decode()!r}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                return sock.recv(64).startswith(b"220")
-        except OSError:
-            return False
 
 
 class PythonServer(Contestant):
