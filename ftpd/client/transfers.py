@@ -273,8 +273,7 @@ class Transfers(Connection):
                 raise LocalError(f"cannot read the upload source: {exc.strerror or exc}; "
                                  "the connection was closed") from exc
             if len(data) != size:
-                self.close()
-                raise ConnectionLost("local file shrank during upload")
+                raise self._shrank()
             if progress:
                 progress(size)
             return data, hashlib.sha256(data).hexdigest()
@@ -288,8 +287,7 @@ class Transfers(Connection):
             while sent < size:
                 count = hasher.next_chunk()
                 if not count:
-                    self.close()        # the server must not commit a short upload
-                    raise ConnectionLost("local file shrank during upload")
+                    raise self._shrank()
                 self._send_range(handle, start + sent, count)
                 sent += count
                 if progress:
@@ -298,12 +296,15 @@ class Transfers(Connection):
         finally:
             hasher.stop()
 
+    def _shrank(self) -> ConnectionLost:
+        self.close()        # the server must not commit a short upload
+        return ConnectionLost("local file shrank during upload")
+
     def _send_range(self, handle: BinaryIO, offset: int, count: int) -> None:
         try:
             self.sock.settimeout(self.timeout)
             if self.sock.sendfile(handle, offset, count) != count:
-                self.close()        # the server must not commit a short upload
-                raise ConnectionLost("local file shrank during upload")
+                raise self._shrank()
         except OSError as exc:
             self.close()
             raise ConnectionLost(f"upload cut short: {exc}") from exc
@@ -317,8 +318,7 @@ class Transfers(Connection):
                 step = min(size - sent, 1 << 20) if progress else size - sent
                 done = self.sock.sendfile(handle, start + sent, step)
                 if not done:
-                    self.close()        # the server must not commit a short upload
-                    raise ConnectionLost("local file shrank during upload")
+                    raise self._shrank()
                 sent += done
                 if progress:
                     progress(done)

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Optional, Tuple
 
 from ftpd import protocol
-from ftpd.fileutil import ShortRead, sha256_run
 from ftpd.client import (Client, ClientError, ConnectionLost, IntegrityError, LocalError,
                          ServerError)
+from ftpd.client.local import prefix_digest
 from ftpd.client.overlap import OverlappedDigest
 
 PART_SUFFIX = ".ftpc-part"
@@ -294,14 +294,12 @@ def open_part(part: str, offset: int) -> BinaryIO:
 
 
 def _prefix_digest(handle: BinaryIO, offset: int) -> Any:
-    """SHA-256 state over the bytes already in the partial file."""
-    if not offset:
-        return hashlib.sha256()
-    handle.seek(0)
+    """SHA-256 state over the bytes already in the partial file (the
+    client's prefix_digest, its refusal in ftpc's own error class)."""
     try:
-        return sha256_run(handle, offset)
-    except ShortRead:
-        raise LocalFileError("the partial file shrank while it was being read") from None
+        return prefix_digest(handle, offset)
+    except LocalError as exc:
+        raise LocalFileError(str(exc)) from None
 
 
 def commit_part(part: str, target: str, force: bool) -> None:

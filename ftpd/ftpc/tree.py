@@ -9,7 +9,6 @@ file; the second aborts at once (Python's own KeyboardInterrupt).
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
@@ -18,13 +17,13 @@ from types import FrameType
 from typing import Callable, List, Optional
 
 from ftpd.client import ClientError, ConnectionLost, IntegrityError, LocalError, ServerError
+from ftpd.fileutil import sha256_run
 from ftpd.ftpc.display import human_size, plural
 from ftpd.ftpc.transfer import TransferError
 from ftpd.ftpc.status import (EX_CONNECTION, EX_INTERRUPTED, EX_OK, EX_REFUSED, EX_USAGE,
                               EX_VERIFY)
 
 Say = Callable[[str], None]
-HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -108,14 +107,12 @@ class Interrupts:
 
 def file_digest(path: str) -> str:
     """SHA-256 of a local file (LocalError if it cannot be read)."""
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
-                digest.update(chunk)
+            hexdigest: str = sha256_run(handle).hexdigest()
+            return hexdigest
     except OSError as exc:
         raise LocalError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return digest.hexdigest()
 
 
 def differs(what: str = "the copy on the other side differs") -> Differs:
