@@ -36,7 +36,7 @@ from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import format_address
 from ftpd.server.peers import PeerTable
-from ftpd.server.reports import SessionEvents, Sink, no_sink
+from ftpd.server.reports import Refusal, SessionEvents, Sink, no_sink
 from ftpd.server.session import Session
 from ftpd.server.silence import no_report
 
@@ -186,8 +186,8 @@ def proxied_peer(start: SessionStart, peers: PeerTable, conn: socket.socket,
     if slot is None:
         log.warning("refused %s (via %s): too many connections from that address",
                     format_address(real), format_address(peer))
-        refuse(conn, "too many connections from your address")
-        SessionEvents(start.events).refused("per_ip_proxied")
+        refuse(conn, Refusal.PER_IP_PROXIED.text)
+        SessionEvents(start.events).refused(Refusal.PER_IP_PROXIED)
     return real, slot
 
 

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 
 from ftpd.config import Address, Config
 from ftpd.server import listeners
-from ftpd.server.reports import BACKLOG, ReportChannel, ServerMetrics
+from ftpd.server.reports import BACKLOG, Refusal, ReportChannel, ServerMetrics
 from ftpd.server.scrape import Endpoint
 from ftpd.server.spawn import ForkSpawner, Spawner
 
@@ -42,15 +42,7 @@ log = logging.getLogger("ftpd.server")
 
 VERBS = ("G", "P", "C", "M", "D", "R")
 RESULTS = ("ok", "failed")
-# What the parent tells a refused client -> a short label; `per_ip_proxied`
-# comes from a session (the real peer behind a PROXY header).
-REFUSALS = {
-    "too many clients": "max_clients",
-    "too many connections from your address": "max_clients_per_ip",
-    "too many connections waiting for a first request, try again": "silent",
-    "not a trusted proxy": "untrusted_proxy",
-}
-REFUSAL_LABELS = tuple(REFUSALS.values()) + ("per_ip_proxied", "other")
+REFUSAL_LABELS = tuple(reason.label for reason in Refusal)
 MAX_MEASURED = 1000         # session processes read per scrape (psutil, /proc)
 
 # The *_created series (a timestamp per counter) only double the output; the
@@ -112,8 +104,8 @@ class Metrics(ServerMetrics):
     def session_started(self) -> None:
         self.started.inc()
 
-    def refused(self, reason: str) -> None:
-        self.refusals.labels(REFUSALS.get(reason, "other")).inc()
+    def refused(self, reason: Refusal) -> None:
+        self.refusals.labels(reason.label).inc()
 
     def reloaded(self, ok: bool) -> None:
         self.reloads.labels("ok" if ok else "refused").inc()

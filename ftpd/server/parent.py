@@ -35,7 +35,7 @@ from ftpd.server.guard import Guard
 from ftpd.server.library import Library
 from ftpd.server.listeners import Address, BindError, format_address
 from ftpd.server.peers import PeerTable
-from ftpd.server.reports import metrics_for
+from ftpd.server.reports import Refusal, metrics_for
 from ftpd.server.spawn import Spawner, spawner_for
 
 log = logging.getLogger("ftpd.server")
@@ -208,13 +208,13 @@ class Server:
     def admit(self, conn: socket.socket, peer: Peer) -> None:
         if self.config.server.proxy_protocol and \
                 not proxy.is_trusted(peer[0], self.config.server.trusted_proxies):
-            log.warning("refused %s: not a trusted proxy", format_address(peer))
-            self.metrics.refused("not a trusted proxy")
+            log.warning("refused %s: %s", format_address(peer), Refusal.UNTRUSTED_PROXY.text)
+            self.metrics.refused(Refusal.UNTRUSTED_PROXY)
             return
         reason = self.refusal(None if self.config.server.proxy_protocol else peer[0])
         if reason is not None:
-            log.warning("refused %s: %s", format_address(peer), reason)
-            refuse(conn, reason)
+            log.warning("refused %s: %s", format_address(peer), reason.text)
+            refuse(conn, reason.text)
             self.metrics.refused(reason)
             return
         self.guard.before_fork()
@@ -227,16 +227,16 @@ class Server:
         self.startups.track(ident, slot)
         self.metrics.session_started()
 
-    def refusal(self, ip: Optional[str]) -> Optional[str]:
+    def refusal(self, ip: Optional[str]) -> Optional[Refusal]:
         """Why to refuse before forking. Behind a balancer every peer is the
         balancer, so the per-IP limit is left to the child (ip=None)."""
         max_clients = self.config.server.max_clients
         if len(self.spawner) >= max_clients:
-            return "too many clients"
+            return Refusal.MAX_CLIENTS
         if ip is not None and self.spawner.count_ip(ip) >= self.config.server.max_clients_per_ip:
-            return "too many connections from your address"
+            return Refusal.PER_IP
         if silence.early_drop(self.startups.silent(), max_clients):
-            return "too many connections waiting for a first request, try again"
+            return Refusal.SILENT
         return None
 
     def session_start(self, spoke: Callable[[], None]) -> SessionStart:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import selectors
 import socket
+from enum import Enum
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from ftpd.config import Address, Config
@@ -33,6 +34,26 @@ Sink = Callable[[bytes], None]   # sends one record to the parent
 SEND_WAIT = 1.0                  # a session waits at most this long for a full queue
 MAX_RECORD = 256
 BACKLOG = 16                     # the metrics listener's: scrapes are few
+
+
+class Refusal(Enum):
+    """Why a client is turned away before its session: the metrics label
+    and the words the client is told (`ERR 421 <text>`)."""
+
+    MAX_CLIENTS = ("max_clients", "too many clients")
+    PER_IP = ("max_clients_per_ip", "too many connections from your address")
+    SILENT = ("silent", "too many connections waiting for a first request, try again")
+    UNTRUSTED_PROXY = ("untrusted_proxy", "not a trusted proxy")
+    # The per-IP limit behind a PROXY header, applied by the session itself.
+    PER_IP_PROXIED = ("per_ip_proxied", "too many connections from your address")
+
+    @property
+    def label(self) -> str:
+        return self.value[0]
+
+    @property
+    def text(self) -> str:
+        return self.value[1]
 
 
 def no_sink(record: bytes) -> None:
@@ -60,8 +81,8 @@ class SessionEvents:
     def login_failed(self) -> None:
         self.sink(b"L")
 
-    def refused(self, reason: str) -> None:
-        self.sink(f"R {reason}".encode("ascii"))
+    def refused(self, reason: Refusal) -> None:
+        self.sink(f"R {reason.label}".encode("ascii"))
 
 
 class ReportChannel:
@@ -111,8 +132,8 @@ class ServerMetrics:
     def session_started(self) -> None:
         """A session was spawned."""
 
-    def refused(self, reason: str) -> None:
-        """The parent refused a client, `reason` as the client was told."""
+    def refused(self, reason: Refusal) -> None:
+        """The parent refused a client."""
 
     def reloaded(self, ok: bool) -> None:
         """A SIGHUP was handled: the configuration was replaced, or kept."""
