@@ -103,9 +103,12 @@ class Server:
                  notify: Callable[[str], None] = lambda state: None,
                  title: Callable[[str], None] = lambda text: None,
                  inherited: Optional[bool] = None,
-                 metrics_bound: Optional[Dict[Address, List[socket.socket]]] = None):
+                 metrics_bound: Optional[Dict[Address, List[socket.socket]]] = None,
+                 guard: Optional[Guard] = None):
         self.config = config
-        self.guard = Guard.from_config(config)
+        # The pre-flight's, when it ran: reading the accounts, loading TLS and
+        # compiling the seccomp filter once per start is enough.
+        self.guard = guard if guard is not None else Guard.from_config(config)
         self.reload_config = reload_config
         self.notify = notify
         self.title = title

@@ -19,6 +19,7 @@ import setproctitle
 
 from ftpd import config as config_mod
 from ftpd.server import daemon, listeners, logs, preflight, reports, systemd
+from ftpd.server.guard import Guard
 from ftpd.server.listeners import Address
 
 Bound = Dict[Address, List[socket.socket]]
@@ -48,7 +49,8 @@ def serve(path: Optional[str], overrides: Mapping[Tuple[str, str], str],
         return preflight.check_settings(config_mod.load(located, overrides), inherited)
 
     def run(ready: Callable[[str], None]) -> int:
-        return _run(config, reload_config, bound, inherited, pidfile, ready, metrics_bound)
+        return _run(config, reload_config, bound, inherited, pidfile, ready, metrics_bound,
+                    report.guard)
 
     if detach:
         sockets = [sock.fileno() for group in [*bound.values(), *metrics_bound.values()]
@@ -69,7 +71,8 @@ def _log_start_notes(config: config_mod.Config, report: preflight.Report,
 
 def _run(config: config_mod.Config, reload_config: Callable[[], config_mod.Config],
          bound: Bound, inherited: bool, pidfile: Optional[daemon.PidFile],
-         ready: Callable[[str], None], metrics_bound: Optional[Bound] = None) -> int:
+         ready: Callable[[str], None], metrics_bound: Optional[Bound] = None,
+         guard: Optional[Guard] = None) -> int:
     from ftpd.server.parent import Server
 
     def notify(state: str) -> None:
@@ -79,6 +82,6 @@ def _run(config: config_mod.Config, reload_config: Callable[[], config_mod.Confi
 
     server = Server(config, reload_config=reload_config, bound=bound, inherited=inherited,
                     notify=notify, title=setproctitle.setproctitle,
-                    metrics_bound=metrics_bound)
+                    metrics_bound=metrics_bound, guard=guard)
     with pidfile if pidfile is not None else contextlib.nullcontext():
         return server.serve_forever()
