@@ -188,9 +188,10 @@ class SessionProcesses(Collector):
                 times = proc.cpu_times()
                 cpu["user"] += times.user
                 cpu["system"] += times.system
-                rss += proc.memory_info().rss
+                memory = proc.memory_full_info()     # smaps_rollup: most of a scrape's time
+                rss += memory.rss
+                uss += memory.uss
                 measured += 1
-                uss += proc.memory_full_info().uss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue     # a zombie has no memory left to read
         counter = CounterMetricFamily("ftpd_session_cpu_seconds", "CPU time of session "
