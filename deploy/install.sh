@@ -53,7 +53,7 @@ fi
 
 # Files this script owns (the config, the library, the logs and the user are
 # the admin's and are never removed).
-UNITS="ftpd.service ftpd.socket"
+UNITS="ftpd.service ftpd.socket ftpd-metrics.socket"   # the last: installed, not enabled
 PROGRAMS="ftpd ftpc"
 
 uninstall() {

@@ -252,7 +252,8 @@ SETTINGS: Tuple[Setting, ...] = (
             "Seconds a client has to complete the TLS handshake."),
     Setting("metrics", "listen", "", optional_address,
             "Serve Prometheus metrics at http://host:port/metrics (one host:port, "
-            "e.g. 127.0.0.1:9821); empty: off."),
+            "e.g. 127.0.0.1:9821); empty: off. Ignored when systemd passes "
+            "ftpd-metrics.socket's socket."),
 )
 
 SECTIONS: Tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))

@@ -52,10 +52,14 @@ getattr(prometheus_client, "disable_created_metrics", lambda: None)()
 
 class Metrics(ServerMetrics):
     def __init__(self, config: Config, spawner: Spawner,
-                 bound: Optional[Dict[Address, List[socket.socket]]] = None):
+                 bound: Optional[Dict[Address, List[socket.socket]]] = None,
+                 inherited: bool = False):
         super().__init__()
-        assert config.metrics.listen is not None
-        self.listen: Address = config.metrics.listen
+        # From systemd (ftpd-metrics.socket): its ListenStream= decides, for good.
+        self.inherited = inherited and bool(bound)
+        listen = next(iter(bound)) if bound and self.inherited else config.metrics.listen
+        assert listen is not None
+        self.listen: Address = listen
         self.sockets = _sockets(bound) if bound else _bind(self.listen)
         self.endpoint: Optional[Endpoint] = None
         self.channel = ReportChannel()
@@ -111,6 +115,8 @@ class Metrics(ServerMetrics):
         self.reloads.labels("ok" if ok else "refused").inc()
 
     def rebind(self, listen: Optional[Address]) -> None:
+        if self.inherited:
+            return          # [metrics] listen is ignored under ftpd-metrics.socket
         if listen is None:
             log.warning("[metrics] listen: turning metrics off needs a restart; "
                         "still serving them on %s", listeners.format_address(self.listen))

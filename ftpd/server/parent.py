@@ -104,7 +104,7 @@ class Server:
                  title: Callable[[str], None] = lambda text: None,
                  inherited: Optional[bool] = None,
                  metrics_bound: Optional[Dict[Address, List[socket.socket]]] = None,
-                 guard: Optional[Guard] = None):
+                 guard: Optional[Guard] = None, metrics_inherited: bool = False):
         self.config = config
         # The pre-flight's, when it ran: reading the accounts, loading TLS and
         # compiling the seccomp filter once per start is enough.
@@ -125,7 +125,7 @@ class Server:
         self.spawner: Spawner = spawner_for(config.server.concurrency,
                                             release_parent=self.close_in_child,
                                             wake=self.session_ended)
-        self.metrics = metrics_for(config, self.spawner, metrics_bound)
+        self.metrics = metrics_for(config, self.spawner, metrics_bound, metrics_inherited)
         self.state = State()
         self.parent_fds = self.fds_a_child_closes()
 

@@ -35,9 +35,9 @@ class Report:
 
 
 def run(config: Config, activated: bool = False,
-        environ: Mapping[str, str] = os.environ) -> Report:
+        environ: Mapping[str, str] = os.environ, metrics_activated: bool = False) -> Report:
     """Every check; ConfigError (exit 78) names file, section and key."""
-    check_settings(config, activated, environ)
+    check_settings(config, activated, environ, metrics_activated)
     check_log_files(config)
     check_pidfile_directory(config)
     guard = Guard.from_config(config)    # TLS files, users file, user and group, seccomp
@@ -45,14 +45,16 @@ def run(config: Config, activated: bool = False,
 
 
 def check_settings(config: Config, activated: bool = False,
-                   environ: Mapping[str, str] = os.environ) -> Config:
+                   environ: Mapping[str, str] = os.environ,
+                   metrics_activated: bool = False) -> Config:
     """The checks a reload repeats: the library and the listen addresses
-    (not under socket activation, where [server] listen is ignored)."""
+    (not those socket activation replaces: [server] listen under ftpd.socket,
+    [metrics] listen under ftpd-metrics.socket)."""
     check_root(config)
     if not activated:
         for address in config.server.listen:
             check_address(config, address, environ)
-    if config.metrics.listen is not None:       # bound even under socket activation
+    if config.metrics.listen is not None and not metrics_activated:
         check_address(config, config.metrics.listen, environ, section="metrics")
     return config
 

@@ -153,10 +153,12 @@ class ServerMetrics:
 
 
 def metrics_for(config: Config, spawner: "Spawner",
-                bound: Optional[Dict[Address, List[socket.socket]]] = None) -> ServerMetrics:
+                bound: Optional[Dict[Address, List[socket.socket]]] = None,
+                inherited: bool = False) -> ServerMetrics:
     """The parent's metrics: no-ops, or (importing prometheus_client only
-    now) the real ones on `bound`, bound here if not given."""
-    if config.metrics.listen is None:
+    now) the real ones on `bound`, bound here if not given. Sockets systemd
+    passed (`inherited`, ftpd-metrics.socket) turn them on by themselves."""
+    if config.metrics.listen is None and not (inherited and bound):
         return ServerMetrics()
     from ftpd.server.metrics import Metrics
-    return Metrics(config, spawner, bound)
+    return Metrics(config, spawner, bound, inherited)

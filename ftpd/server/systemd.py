@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import time
-from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, MutableMapping, NamedTuple, Optional, Tuple
 
 from ftpd.server.listeners import Address, format_address
 
@@ -20,6 +20,17 @@ log = logging.getLogger("ftpd.systemd")
 
 LISTEN_FDS_START = 3
 ACTIVATION_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+# FileDescriptorName= of ftpd-metrics.socket: its sockets serve the Prometheus
+# endpoint, every other one serves clients (ftpd.socket's are named after it).
+METRICS_FD_NAME = "metrics"
+
+Bound = Dict[Address, List[socket.socket]]
+
+
+class Activation(NamedTuple):
+    """The sockets systemd passed: for clients, and for the metrics (maybe none)."""
+    clients: Bound
+    metrics: Bound
 
 
 class ActivationError(Exception):
@@ -53,7 +64,7 @@ def notify(state: str, environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def listen_fds(environ: MutableMapping[str, str] = os.environ,
-               unset: bool = True) -> Optional[Dict[Address, List[socket.socket]]]:
+               unset: bool = True) -> Optional[Activation]:
     """The inherited listening sockets, keyed by address; None when not activated."""
     try:
         pid, count = int(environ.get("LISTEN_PID", "")), int(environ.get("LISTEN_FDS", ""))
@@ -61,15 +72,23 @@ def listen_fds(environ: MutableMapping[str, str] = os.environ,
         return None
     if pid != os.getpid() or count < 1:
         return None       # meant for another process (or nothing passed)
+    names = environ.get("LISTEN_FDNAMES", "").split(":")
     if unset:             # sessions and anything we exec must not see them
         for name in ACTIVATION_VARS:
             environ.pop(name, None)
-    bound: Dict[Address, List[socket.socket]] = {}
-    for fd in range(LISTEN_FDS_START, LISTEN_FDS_START + count):
+    activation = Activation({}, {})
+    for index, fd in enumerate(range(LISTEN_FDS_START, LISTEN_FDS_START + count)):
         sock = _adopt(fd)
+        named = names[index] if index < len(names) else ""
+        bound = activation.metrics if named == METRICS_FD_NAME else activation.clients
         host, port = sock.getsockname()[:2]
         bound.setdefault((host, port), []).append(sock)
-    return bound
+    if not activation.clients:
+        # Only ftpd-metrics.socket started us: ftpd.socket is stopped, and
+        # with it the service (nothing is to listen for clients).
+        raise ActivationError("LISTEN_FDS: only metrics sockets were passed, none for "
+                              "clients: start ftpd.socket (systemctl start ftpd.socket)")
+    return activation
 
 
 def _adopt(fd: int) -> socket.socket:
@@ -99,3 +118,12 @@ def listen_ignored(configured: Iterable[Address], explicit: bool,
             f"from systemd; [server] listen ({', '.join(map(format_address, wanted))}) "
             "is ignored: the socket unit's ListenStream= decides")
     return level, text
+
+
+def metrics_listen_ignored(configured: Optional[Address], inherited: Iterable[Address]) -> str:
+    """The start line when ftpd-metrics.socket passes the metrics' sockets."""
+    text = f"socket activation: metrics on http://{', '.join(map(format_address, inherited))}" \
+        "/metrics from systemd (ftpd-metrics.socket)"
+    if configured is not None:
+        text += f"; [metrics] listen ({format_address(configured)}) is ignored"
+    return text

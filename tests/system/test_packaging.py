@@ -297,7 +297,7 @@ def test_package_layout_conffiles_and_examples(package):
 
 def test_packaged_units_differ_only_in_the_program_path(package):
     root = tree(package)
-    for unit in ("ftpd.service", "ftpd.socket"):
+    for unit in ("ftpd.service", "ftpd.socket", "ftpd-metrics.socket"):
         ours = (PROJECT / "systemd" / unit).read_text().splitlines()
         packed = (root / "lib/systemd/system" / unit).read_text().splitlines()
         assert len(ours) == len(packed)
@@ -333,6 +333,12 @@ def test_upgrade_restarts_the_service_but_not_the_socket(package):
     postinst = (scripts / "postinst").read_text()
     assert "deb-systemd-helper enable 'ftpd.service'" in postinst
     assert "deb-systemd-helper enable 'ftpd.socket'" in postinst
+    # Shipped off: enabled again on upgrade only if the admin had enabled it,
+    # never started by the package, and in the state that a purge cleans.
+    assert "was-enabled 'ftpd-metrics.socket'" in postinst
+    assert "update-state 'ftpd-metrics.socket'" in postinst
+    assert not [line for line in postinst.splitlines()
+                if "ftpd-metrics.socket" in line and ("start" in line or "restart" in line)]
     assert "systemd-sysusers" in postinst.split("systemd-tmpfiles")[0]   # user first
     restarts = [line.strip() for line in postinst.splitlines() if "restart" in line
                 and not line.strip().startswith("#")]

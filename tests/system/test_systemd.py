@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,63 @@ def test_socket_activation_rejects_a_datagram_socket(activated, tmp_path):
     assert "fd 3 is not a listening TCP socket" in log.read_text()
 
 
+# What systemd does with ftpd.socket and ftpd-metrics.socket both active:
+# fds 3.. in order, named by FileDescriptorName= (LISTEN_FDNAMES).
+WITH_NAMED_FDS = (
+    "import fcntl, os, sys; fds = [int(fd) for fd in sys.argv[1].split(',')]; "
+    "moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]; [os.close(fd) for fd in fds]; "
+    "[os.dup2(fd, 3 + i) for i, fd in enumerate(moved)]; [os.close(fd) for fd in moved]; "
+    "os.environ.update(LISTEN_FDS=str(len(fds)), LISTEN_PID=str(os.getpid()), "
+    "LISTEN_FDNAMES=sys.argv[2]); os.execv(sys.executable, [sys.executable, *sys.argv[3:]])")
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.status == 200
+        return response.read().decode()
+
+
+def test_a_socket_named_metrics_serves_the_endpoint_instead_of_the_config(tmp_path):
+    """ftpd-metrics.socket: the socket named "metrics" turns the endpoint on
+    ([metrics] listen empty), the other serves clients, and a reload never
+    rebinds either (a busy [metrics] listen is not even tried)."""
+    (tmp_path / "library").mkdir()
+    config = write_config(tmp_path / "ftpd.conf", {"server": {"root": tmp_path / "library"}})
+    clients, metrics = (socket.create_server(("127.0.0.1", 0)) for _ in range(2))
+    port, metrics_port = clients.getsockname()[1], metrics.getsockname()[1]
+    log = tmp_path / "ftpd.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WITH_NAMED_FDS, f"{clients.fileno()},{metrics.fileno()}",
+             "ftpd.socket:metrics", "-m", "ftpd", "-c", str(config), "serve"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, cwd=PROJECT,
+            pass_fds=[clients.fileno(), metrics.fileno()])
+    clients.close()
+    metrics.close()
+    try:
+        wait_until(lambda: "metrics on" in log.read_text(), what="the start line")
+        assert f"metrics on http://127.0.0.1:{metrics_port}/metrics from systemd" \
+            in log.read_text()
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+            assert read_reply(sock, timeout=15).startswith(b"OK FTPD/1")
+        wait_until(lambda: "ftpd_sessions_started_total 1.0" in scrape(metrics_port),
+                   what="the session counted")
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", 0))
+            busy = squatter.getsockname()[1]
+            write_config(config, {"server": {"root": tmp_path / "library"},
+                                  "metrics": {"listen": f"127.0.0.1:{busy}"}})
+            proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "configuration reloaded" in log.read_text(), what="the reload")
+        assert 'ftpd_reloads_total{result="ok"} 1.0' in scrape(metrics_port)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
 ADOPT = """
 import os, socket, sys
 from ftpd.server import systemd
@@ -147,9 +205,28 @@ if listener.fileno() != 3:
     os.dup2(listener.fileno(), 3)
 os.environ.update(LISTEN_FDS="1", LISTEN_PID=sys.argv[1] or str(os.getpid()))
 bound = systemd.listen_fds()
-print(None if bound is None else sorted(bound) == [listener.getsockname()])
+print(None if bound is None else sorted(bound.clients) == [listener.getsockname()])
 print("LISTEN_FDS" in os.environ, "LISTEN_PID" in os.environ)
 """
+
+
+ONLY_METRICS = """
+import os, socket
+from ftpd.server import systemd
+listener = socket.create_server(("127.0.0.1", 0))
+os.dup2(listener.fileno(), 3)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES="metrics")
+try:
+    systemd.listen_fds()
+except systemd.ActivationError as exc:
+    print(exc)
+"""
+
+
+def test_only_a_metrics_socket_is_refused_with_the_unit_to_start():
+    out = subprocess.run([sys.executable, "-c", ONLY_METRICS], capture_output=True, text=True,
+                         cwd=PROJECT, timeout=30).stdout
+    assert "none for clients: start ftpd.socket" in out
 
 
 def test_listen_fds_adopts_fd_3_only_for_our_pid_and_hides_the_variables():
@@ -167,10 +244,11 @@ def runnable_units(tmp_path):
     program = Path(sys.executable).parent / "ftpd"
     if not program.exists():
         pytest.skip(f"{program} is missing (pip install -e . first)")
-    for unit in ("ftpd.service", "ftpd.socket"):
+    units = ("ftpd.service", "ftpd.socket", "ftpd-metrics.socket")
+    for unit in units:
         text = (UNITS / unit).read_text().replace("/opt/ftpd/bin/ftpd", str(program))
         (tmp_path / unit).write_text(text)
-    return [str(tmp_path / "ftpd.service"), str(tmp_path / "ftpd.socket")]
+    return [str(tmp_path / unit) for unit in units]
 
 
 @needs_analyze

@@ -400,6 +400,45 @@ def test_enabled_units_come_back_after_a_reboot(guest, scratch):
         assert marker.name in {entry.name for entry in client.list()}
 
 
+SCRAPE = ("python3 -c \"import urllib.request; print(urllib.request.urlopen("
+          "'http://127.0.0.1:9821/metrics', timeout=20).read().decode())\"")
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert match, f"{name} missing from the scrape:\n{text}"
+    return float(match.group(1))
+
+
+def test_metrics_socket_serves_prometheus_with_the_sandbox_kept(guest, scratch):
+    """docs/deployment.md's monitoring: ftpd-metrics.socket (shipped, off)
+    passes the endpoint in; the service keeps its private network."""
+    assert guest.run("systemctl is-enabled ftpd-metrics.socket", check=False).out.strip() \
+        == "disabled"
+    try:
+        guest.run("systemctl enable --now ftpd-metrics.socket && systemctl restart ftpd",
+                  timeout=90)
+        before = metric(guest.run(SCRAPE, timeout=60).out, "ftpd_sessions_started_total")
+        make_writable(guest, scratch)
+        with connect(guest) as client:
+            client.list()
+        wait_until(lambda: metric(guest.run(SCRAPE, timeout=60).out,
+                                  "ftpd_sessions_started_total") >= before + 2,
+                   60, 0.5, "the sessions counted")
+        text = guest.run(SCRAPE, timeout=60).out
+        assert metric(text, 'ftpd_transfers_total{verb="P",result="ok"}') >= 1, text
+        sandbox = show(guest, "ftpd.service", "PrivateNetwork", "IPAddressDeny")
+        assert sandbox["PrivateNetwork"] == "yes" and "0.0.0.0/0" in sandbox["IPAddressDeny"]
+        assert "metrics on http://127.0.0.1:9821/metrics from systemd" in journal(guest)
+        # Stopped with ftpd.socket (PartOf=): a scrape cannot start a stopped server.
+        guest.run("systemctl stop ftpd.socket ftpd", timeout=90)
+        assert guest.run("systemctl is-active ftpd-metrics.socket", check=False).out.strip() \
+            == "inactive"
+    finally:
+        guest.run("systemctl disable --now ftpd-metrics.socket", timeout=90, check=False)
+        guest.run("systemctl restart ftpd.socket ftpd", timeout=90, check=False)
+
+
 # -- the package's life cycle: last in file order (a purge or an upgrade before
 # another test is undone by as_the_guide_leaves_it, at the cost of an apt install) ----
 
@@ -461,14 +500,15 @@ def test_purge_leaves_only_what_policy_keeps(guest):
     assert guest.run("ss -Hltn 'sport = :8021'").out.strip() == ""    # nobody listens
     gone = ["/etc/ftpd", "/var/log/ftpd", "/usr/bin/ftpd", "/usr/bin/ftpc",
             "/usr/lib/python3/dist-packages/ftpd", "/lib/systemd/system/ftpd.service",
-            "/lib/systemd/system/ftpd.socket", "/usr/lib/sysusers.d/ftpd.conf",
+            "/lib/systemd/system/ftpd.socket", "/lib/systemd/system/ftpd-metrics.socket",
+            "/usr/lib/sysusers.d/ftpd.conf",
             "/usr/lib/tmpfiles.d/ftpd.conf", "/etc/logrotate.d/ftpd",
             "/usr/share/bash-completion/completions/ftpd"]
     left = guest.run("for path in " + " ".join(gone) +
                      "; do [ -e \"$path\" ] && echo \"$path\"; done; true").out.split()
     assert left == []
     links = guest.run("find /etc/systemd /var/lib/systemd -name 'ftpd.service*' "
-                      "-o -name 'ftpd.socket*'").out.split()
+                      "-o -name 'ftpd.socket*' -o -name 'ftpd-metrics.socket*'").out.split()
     assert links == []                           # no enablement symlinks or state
     # Kept by policy: the users' files in the library (and the system user,
     # which may own files there).
