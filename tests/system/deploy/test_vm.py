@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ftpd.client import Client, ConnectionLost, ServerError
 from tests.system.deploy.helpers import (
@@ -404,10 +405,14 @@ SCRAPE = ("python3 -c \"import urllib.request; print(urllib.request.urlopen("
           "'http://127.0.0.1:9821/metrics', timeout=20).read().decode())\"")
 
 
-def metric(text: str, name: str) -> float:
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    assert match, f"{name} missing from the scrape:\n{text}"
-    return float(match.group(1))
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample of a scrape (label order differs between prometheus_client
+    releases: Debian's writes them sorted)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    raise AssertionError(f"{name}{labels} missing from the scrape:\n{text}")
 
 
 def test_metrics_socket_serves_prometheus_with_the_sandbox_kept(guest, scratch):
@@ -416,8 +421,10 @@ def test_metrics_socket_serves_prometheus_with_the_sandbox_kept(guest, scratch):
     assert guest.run("systemctl is-enabled ftpd-metrics.socket", check=False).out.strip() \
         == "disabled"
     try:
-        guest.run("systemctl enable --now ftpd-metrics.socket && systemctl restart ftpd",
-                  timeout=90)
+        started = guest.run("systemctl enable ftpd-metrics.socket && "
+                            "systemctl restart ftpd.socket ftpd", timeout=90, check=False)
+        assert started.rc == 0, started.err + guest.run(
+            "journalctl -n 60 --no-pager -u ftpd-metrics.socket -u ftpd.service").out
         before = metric(guest.run(SCRAPE, timeout=60).out, "ftpd_sessions_started_total")
         make_writable(guest, scratch)
         with connect(guest) as client:
@@ -426,7 +433,7 @@ def test_metrics_socket_serves_prometheus_with_the_sandbox_kept(guest, scratch):
                                   "ftpd_sessions_started_total") >= before + 2,
                    60, 0.5, "the sessions counted")
         text = guest.run(SCRAPE, timeout=60).out
-        assert metric(text, 'ftpd_transfers_total{verb="P",result="ok"}') >= 1, text
+        assert metric(text, "ftpd_transfers_total", verb="P", result="ok") >= 1, text
         sandbox = show(guest, "ftpd.service", "PrivateNetwork", "IPAddressDeny")
         assert sandbox["PrivateNetwork"] == "yes" and "0.0.0.0/0" in sandbox["IPAddressDeny"]
         assert "metrics on http://127.0.0.1:9821/metrics from systemd" in journal(guest)
@@ -435,8 +442,8 @@ def test_metrics_socket_serves_prometheus_with_the_sandbox_kept(guest, scratch):
         assert guest.run("systemctl is-active ftpd-metrics.socket", check=False).out.strip() \
             == "inactive"
     finally:
-        guest.run("systemctl disable --now ftpd-metrics.socket", timeout=90, check=False)
-        guest.run("systemctl restart ftpd.socket ftpd", timeout=90, check=False)
+        guest.run("systemctl disable --now ftpd-metrics.socket && "
+                  "systemctl restart ftpd.socket ftpd", timeout=90, check=False)
 
 
 # -- the package's life cycle: last in file order (a purge or an upgrade before
