@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, Union
 
 from ftpd.protocol import DEFAULT_PORT
+from ftpd.sizes import parse_size
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]   # a trusted proxy's range
 
@@ -36,17 +37,6 @@ class ConfigError(Exception):
 
 
 # --- value parsers: str -> value, raising ValueError with a plain reason ---
-
-_SIZE = re.compile(r"\A\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*\Z", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size (a number with optional K, M, G or T)")
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
-
 
 def optional_size(text: str) -> Optional[int]:
     """A size, or empty for "not set here" (a more general setting decides)."""

@@ -28,7 +28,7 @@ from ftpd.protocol import DEFAULT_PORT
 
 from ftpd import __version__
 from ftpd.client import Client, ConnectionLost, ServerError
-from ftpd.config import parse_size
+from ftpd.sizes import parse_size
 from ftpd.ftpc.connect import Target, build_ssl_context, parse_target, resolve_login, split_url
 from ftpd.ftpc.display import (human_size, listing_json, listing_table, terminal_lines,
                                transfer_summary)

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, NoReturn, Optional, Set, Tuple
 
 from ftpd import protocol
 from ftpd.client import Client, ClientError, ConnectionLost, Entry, ServerError
-from ftpd.config import parse_size
+from ftpd.sizes import parse_size
 from ftpd.ftpc.connect import Target, resolve_login
 from ftpd.ftpc.display import (describe, human_size, listing_table, shown, terminal_lines,
                                transfer_summary)

@@ -48,6 +48,7 @@ def test_client_side_never_imports_the_server():
 
 def test_shared_layer_imports_neither_side_at_module_level():
     shared = [PACKAGE / "protocol.py", PACKAGE / "stream.py", PACKAGE / "fileutil.py",
+              PACKAGE / "sizes.py",
               *sorted((PACKAGE / "client").glob("*.py"))]
     offenders = [(p.name, m) for p in shared for m in imported_modules(p)
                  if m.startswith(("ftpd.server", "ftpd.ftpc"))]
@@ -56,7 +57,8 @@ def test_shared_layer_imports_neither_side_at_module_level():
 
 def test_the_client_side_loads_no_server_dependency():
     code = ("import sys, ftpd.client, ftpd.ftpc, ftpd.ftpc.shell, ftpd.ftpc.transfer\n"
-            "bad = sorted(m for m in ('psutil', 'setproctitle', 'daemon', 'ftpd.server') "
+            "bad = sorted(m for m in ('psutil', 'setproctitle', 'daemon', 'ftpd.server', "
+            "'ftpd.config') "
             "if m in sys.modules)\n"
             "print(','.join(bad))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
