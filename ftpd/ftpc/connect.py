@@ -10,13 +10,15 @@ from __future__ import annotations
 import getpass
 import netrc
 import os
-import ssl
 import sys
 import urllib.parse
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, TextIO, Tuple
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, TextIO, Tuple
 
 from ftpd.client import Client, parse_hostport
+
+if TYPE_CHECKING:       # imported by build_ssl_context: only --tls pays for it
+    import ssl
 
 PASSWORD_ENV = "FTPC_PASSWORD"
 INSECURE_WARNING = ("ftpc: WARNING: --insecure: the server's certificate is NOT checked; "
@@ -81,6 +83,7 @@ def parse_target(text: str, timeout: float, ssl_context: Optional[ssl.SSLContext
 def build_ssl_context(cafile: Optional[str] = None, insecure: bool = False,
                       warn: Optional[TextIO] = None) -> ssl.SSLContext:
     """TLS 1.2 or newer; certificate and host name checked unless `insecure`."""
+    import ssl
     try:
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
     except (OSError, ssl.SSLError) as exc:
