@@ -31,6 +31,10 @@ defaults
     timeout connect 2s
     timeout client 60s
     timeout server 60s
+    # A health check's reply may wait this long (without it: `inter`, 300 ms,
+    # which a forked greeting on a loaded 2-core machine can miss, marking a
+    # healthy node down); a dead node still refuses the connect at once.
+    timeout check 5s
     retries 3
     option redispatch
 frontend ftpd
@@ -54,7 +58,7 @@ class Balancer:
         self.port = frontend.getsockname()[1]
         servers = "\n".join(
             f"    server n{i} {node.host}:{node.port} send-proxy-v2 check check-send-proxy "
-            f"inter 300 fall 1 rise 1" for i, node in enumerate(nodes))
+            f"inter 300 fall 2 rise 1" for i, node in enumerate(nodes))
         self.config = workdir / "haproxy.cfg"
         self.config.write_text(HAPROXY_CONFIG.format(fd=frontend.fileno(), balance=balance,
                                                      servers=servers))
